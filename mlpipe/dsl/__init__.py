@@ -1,0 +1,12 @@
+"""The definition layer: components, specs and pipelines. Knows nothing of how nodes run."""
+
+from mlpipe.dsl.annotations import InputArtifact, ModuleFile, OutputArtifact, Parameter
+from mlpipe.dsl.component import Component, FunctionComponent, component
+from mlpipe.dsl.context import ExecutionContext
+from mlpipe.dsl.pipeline import Pipeline
+from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
+
+__all__ = [
+    "Component", "ComponentSpec", "ExecutionContext", "FunctionComponent", "InputArtifact", "InputSpec",
+    "ModuleFile", "OutputArtifact", "Parameter", "ParameterSpec", "Pipeline", "component",
+]  # fmt: skip

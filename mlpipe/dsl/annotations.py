@@ -1,0 +1,38 @@
+"""Annotations that turn a plain Python function into a component.
+
+``InputArtifact[Examples]``, ``OutputArtifact[Model]`` and ``Parameter[int]`` say what each argument
+of a ``@component`` function is; ``ModuleFile`` marks a path whose *file content* is part of the
+cache key, so editing user module code re-runs the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class ModuleFile(str):
+    """A parameter holding the path of a user module (``preprocessing_fn``, ``run_fn``, ...)."""
+
+
+@dataclass(frozen=True)
+class _Annotation:
+    role: str  # "input" | "output" | "parameter"
+    type: Any
+
+
+class InputArtifact(Generic[T]):
+    def __class_getitem__(cls, item: Any) -> _Annotation:  # type: ignore[override]
+        return _Annotation("input", item)
+
+
+class OutputArtifact(Generic[T]):
+    def __class_getitem__(cls, item: Any) -> _Annotation:  # type: ignore[override]
+        return _Annotation("output", item)
+
+
+class Parameter(Generic[T]):
+    def __class_getitem__(cls, item: Any) -> _Annotation:  # type: ignore[override]
+        return _Annotation("parameter", item)

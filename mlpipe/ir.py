@@ -1,0 +1,111 @@
+"""PipelineIR: a compiled pipeline as plain JSON.
+
+Every runner consumes the IR, so a pipeline behaves the same on all of them, and a remote task
+needs only the IR file and mlpipe installed to run one node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mlpipe.errors import DefinitionError
+
+IR_VERSION = 1
+
+
+@dataclass(frozen=True)
+class InputIR:
+    """Input wired to output ``key`` of node ``producer``."""
+
+    producer: str
+    key: str
+    type: str
+
+
+@dataclass(frozen=True)
+class NodeIR:
+    id: str
+    component: str  # "module:QualName" of the Component class
+    source_file: str | None  # file defining the component, for processes that cannot import it by name
+    parameters: dict[str, Any]
+    inputs: dict[str, InputIR]
+    outputs: dict[str, str]  # key -> artifact type reference
+    upstream: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PipelineIR:
+    name: str
+    root: str
+    metadata: dict[str, Any]
+    enable_cache: bool
+    nodes: tuple[NodeIR, ...]  # in a topological order
+    beam_pipeline_args: tuple[str, ...] = ()
+    sys_path: tuple[str, ...] = field(default=())  # directories user code was imported from
+    version: int = IR_VERSION
+
+    def node(self, node_id: str) -> NodeIR:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise DefinitionError(
+            f"pipeline '{self.name}' has no node '{node_id}'; nodes: {', '.join(n.id for n in self.nodes)}"
+        )
+
+    def downstream_closure(self, node_ids: set[str]) -> set[str]:
+        """``node_ids`` and every node that depends on them, directly or not."""
+        closure = set(node_ids)
+        for n in self.nodes:  # topological order: one pass suffices
+            if closure.intersection(n.upstream):
+                closure.add(n.id)
+        return closure
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(self.to_json())
+        os.replace(tmp, path)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> PipelineIR:
+        if data.get("version") != IR_VERSION:
+            raise DefinitionError(f"IR version {data.get('version')!r} is not {IR_VERSION}; recompile the pipeline")
+        nodes = tuple(
+            NodeIR(
+                id=n["id"],
+                component=n["component"],
+                source_file=n.get("source_file"),
+                parameters=n["parameters"],
+                inputs={k: InputIR(**v) for k, v in n["inputs"].items()},
+                outputs=dict(n["outputs"]),
+                upstream=tuple(n["upstream"]),
+            )
+            for n in data["nodes"]
+        )
+        return PipelineIR(
+            name=data["name"],
+            root=data["root"],
+            metadata=data["metadata"],
+            enable_cache=data["enable_cache"],
+            nodes=nodes,
+            beam_pipeline_args=tuple(data.get("beam_pipeline_args", ())),
+            sys_path=tuple(data.get("sys_path", ())),
+        )
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> PipelineIR:
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except FileNotFoundError as e:
+            raise DefinitionError(f"no pipeline IR at {path}; create one with 'mlpipe compile'") from e
+        except json.JSONDecodeError as e:
+            raise DefinitionError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from e
+        return PipelineIR.from_dict(data)

@@ -1,0 +1,93 @@
+"""Opening an ML Metadata store, and making it safe to share.
+
+MLMD's SQLite backend fails with "database is locked" when several processes write at once, and
+its Python handle is not meant for concurrent threads. ``LockedStore`` serializes every call: a
+thread lock inside the process and, for SQLite, an ``flock`` on ``<db>.lock`` across processes.
+Each call is short, so serializing costs little and makes concurrent runs on one file safe.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from mlpipe.errors import MetadataError
+from mlpipe.metadata.config import MetadataConfig
+
+T = TypeVar("T")
+
+_RETRIES = 8
+
+
+class LockedStore:
+    """An MLMD ``MetadataStore`` whose every call goes through :meth:`call` (serialized, retried)."""
+
+    def __init__(self, config: MetadataConfig):
+        from ml_metadata.metadata_store import metadata_store
+        from ml_metadata.proto import metadata_store_pb2
+
+        self.config = config
+        self._thread_lock = threading.RLock()
+        self._lock_fd: int | None = None
+        conn = metadata_store_pb2.ConnectionConfig()
+        if config.kind == "sqlite":
+            os.makedirs(os.path.dirname(config.path) or ".", exist_ok=True)
+            self._lock_fd = os.open(config.path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+            conn.sqlite.filename_uri = config.path
+            conn.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+        elif config.kind == "mysql":
+            conn.mysql.host = config.host
+            conn.mysql.port = config.port
+            conn.mysql.database = config.database
+            conn.mysql.user = config.user
+            conn.mysql.password = config.password
+        else:
+            raise MetadataError(f"unknown metadata store kind {config.kind!r}; use mlpipe.metadata.sqlite() or .mysql()")
+        try:
+            with self._locked():
+                self.mlmd = metadata_store.MetadataStore(conn)
+        except Exception as e:
+            raise MetadataError(f"cannot open the ML Metadata store {config.describe()}: {e}") from e
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._thread_lock:
+            if self._lock_fd is None:
+                yield
+                return
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the lock across several calls that must see one consistent state (read-then-write)."""
+        with self._locked():
+            yield
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one MLMD call under the lock, retrying transient conflicts (MySQL deadlocks, busy SQLite)."""
+        from ml_metadata import errors
+
+        for attempt in range(_RETRIES):
+            try:
+                with self._locked():
+                    return fn(*args, **kwargs)
+            except (errors.AbortedError, errors.UnavailableError, errors.InternalError) as e:
+                if attempt == _RETRIES - 1 or "locked" not in str(e).lower() and isinstance(e, errors.InternalError):
+                    raise MetadataError(f"ML Metadata call {getattr(fn, '__name__', fn)} failed: {e}") from e
+                time.sleep(min(0.05 * 2**attempt, 1.0) * random.uniform(0.5, 1.5))
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None

@@ -1,0 +1,263 @@
+"""The ML Metadata store as the launcher and queries use it: TFX-compatible records.
+
+Layout (as TFX writes it): context types ``pipeline``, ``pipeline_run`` and ``node`` (named
+``<pipeline>.<node_id>``); one execution type per component class; executions RUNNING then
+COMPLETE / FAILED / CACHED; output artifacts PENDING until published LIVE (ABANDONED on failure);
+INPUT/OUTPUT events whose path is ``[key, index]``. mlpipe's own bookkeeping lives in execution
+custom properties named ``__...__``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mlpipe.metadata.config import MetadataConfig
+from mlpipe.metadata.connection import LockedStore
+from mlpipe.metadata.convert import artifact_from_proto, artifact_to_proto, get_value, set_value
+from mlpipe.types.artifact import ABANDONED, LIVE, PENDING, Artifact
+
+PIPELINE, PIPELINE_RUN, NODE = "pipeline", "pipeline_run", "node"
+
+# Execution custom properties written by mlpipe.
+CACHE_KEY, NODE_ID, RUN_ID, PIPELINE_NAME = "__cache_key__", "__node_id__", "__run_id__", "__pipeline_name__"
+LOG_PATH, ERROR, PID, HOST = "__log_path__", "__error__", "__pid__", "__host__"
+
+
+@dataclass(frozen=True)
+class Contexts:
+    """The three contexts an execution belongs to."""
+
+    pipeline: Any
+    run: Any
+    node: Any
+
+    def all(self) -> list[Any]:
+        return [self.pipeline, self.run, self.node]
+
+
+class MetadataStore:
+    """High-level, TFX-compatible recording and lookup over one MLMD database."""
+
+    def __init__(self, config: MetadataConfig):
+        from ml_metadata.proto import metadata_store_pb2
+
+        self._pb = metadata_store_pb2
+        self.config = config
+        self.db = LockedStore(config)
+        self._type_ids: dict[tuple[str, str], int] = {}
+        self._types_by_id: dict[int, Any] = {}
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- types ---------------------------------------------------------------------------------
+    def artifact_type_id(self, cls: type[Artifact]) -> int:
+        key = ("artifact", cls.TYPE_NAME)
+        if key not in self._type_ids:
+            t = self._pb.ArtifactType(name=cls.TYPE_NAME)
+            for name, ptype in cls.PROPERTIES.items():
+                t.properties[name] = self._pb.PropertyType.Value(ptype)
+            self._type_ids[key] = self.db.call(self.db.mlmd.put_artifact_type, t, can_add_fields=True, can_omit_fields=True)
+        return self._type_ids[key]
+
+    def execution_type_id(self, name: str) -> int:
+        key = ("execution", name)
+        if key not in self._type_ids:
+            t = self._pb.ExecutionType(name=name)
+            self._type_ids[key] = self.db.call(self.db.mlmd.put_execution_type, t, can_add_fields=True, can_omit_fields=True)
+        return self._type_ids[key]
+
+    def _context_type_id(self, name: str) -> int:
+        key = ("context", name)
+        if key not in self._type_ids:
+            self._type_ids[key] = self.db.call(self.db.mlmd.put_context_type, self._pb.ContextType(name=name))
+        return self._type_ids[key]
+
+    def artifact_type(self, type_id: int) -> Any:
+        if type_id not in self._types_by_id:
+            (t,) = self.db.call(self.db.mlmd.get_artifact_types_by_id, [type_id])
+            self._types_by_id[type_id] = t
+        return self._types_by_id[type_id]
+
+    # --- contexts ------------------------------------------------------------------------------
+    def context(
+        self, type_name: str, name: str, create: bool = True, properties: Mapping[str, Any] | None = None
+    ) -> Any | None:
+        from ml_metadata import errors
+
+        existing = self.db.call(self.db.mlmd.get_context_by_type_and_name, type_name, name)
+        if existing is not None or not create:
+            return existing
+        ctx = self._pb.Context(type_id=self._context_type_id(type_name), name=name)
+        for k, v in (properties or {}).items():
+            set_value(ctx.custom_properties[k], v)
+        try:
+            [ctx.id] = self.db.call(self.db.mlmd.put_contexts, [ctx])
+        except errors.AlreadyExistsError:  # another process created it between our get and put
+            return self.db.call(self.db.mlmd.get_context_by_type_and_name, type_name, name)
+        return ctx
+
+    def contexts_for(self, pipeline_name: str, run_id: str, node_id: str) -> Contexts:
+        return Contexts(
+            pipeline=self.context(PIPELINE, pipeline_name),
+            run=self.context(PIPELINE_RUN, run_id, properties={PIPELINE_NAME: pipeline_name}),
+            node=self.context(NODE, f"{pipeline_name}.{node_id}"),
+        )
+
+    # --- executions ----------------------------------------------------------------------------
+    def start_execution(
+        self,
+        type_name: str,
+        contexts: Contexts,
+        inputs: Mapping[str, list[Artifact]],
+        properties: Mapping[str, Any],
+    ) -> int:
+        """Record a RUNNING execution with its INPUT events; returns its id."""
+        execution = self._pb.Execution(
+            type_id=self.execution_type_id(type_name), last_known_state=self._pb.Execution.RUNNING
+        )
+        for k, v in properties.items():
+            set_value(execution.custom_properties[k], _property_value(v))
+        set_value(execution.custom_properties[PID], os.getpid())
+        set_value(execution.custom_properties[HOST], socket.gethostname())
+        events = self._events(inputs, self._pb.Event.INPUT)
+        execution_id, _, _ = self.db.call(
+            self.db.mlmd.put_execution, execution, events, contexts.all(), reuse_context_if_already_exist=True
+        )
+        return execution_id
+
+    def register_outputs(
+        self, execution_id: int, contexts: Contexts, outputs: Mapping[str, Artifact], properties: Mapping[str, Any]
+    ) -> None:
+        """Record the outputs as PENDING artifacts with OUTPUT events (sets their ids), and more
+        execution properties known only once the execution has an id (e.g. its log path)."""
+        pending = {k: [a] for k, a in outputs.items()}
+        for a in outputs.values():
+            a.state = PENDING
+        execution = self._execution(execution_id)
+        for k, v in properties.items():
+            set_value(execution.custom_properties[k], _property_value(v))
+        events = self._events(pending, self._pb.Event.OUTPUT)
+        _, artifact_ids, _ = self.db.call(
+            self.db.mlmd.put_execution, execution, events, contexts.all(), reuse_context_if_already_exist=True
+        )
+        for a, aid in zip(outputs.values(), artifact_ids, strict=True):
+            a.id = aid
+
+    def publish_execution(self, execution_id: int, contexts: Contexts, outputs: Mapping[str, Artifact]) -> None:
+        """One transaction: outputs LIVE (with their final properties) and the execution COMPLETE."""
+        self._finish(execution_id, contexts, outputs, LIVE, self._pb.Execution.COMPLETE, None)
+
+    def fail_execution(
+        self, execution_id: int, contexts: Contexts, outputs: Mapping[str, Artifact], error: str
+    ) -> None:
+        """One transaction: outputs ABANDONED and the execution FAILED with the error recorded."""
+        self._finish(execution_id, contexts, outputs, ABANDONED, self._pb.Execution.FAILED, error)
+
+    def _finish(
+        self, execution_id: int, contexts: Contexts, outputs: Mapping[str, Artifact], state: str, exec_state: int,
+        error: str | None,
+    ) -> None:  # fmt: skip
+        execution = self._execution(execution_id)
+        execution.last_known_state = exec_state
+        if error is not None:
+            set_value(execution.custom_properties[ERROR], error[:4000])
+        pairs = []
+        for a in outputs.values():
+            if a.id is None:
+                continue
+            a.state = state
+            pairs.append((artifact_to_proto(a, self.artifact_type_id(type(a))), None))
+        self.db.call(self.db.mlmd.put_execution, execution, pairs, contexts.all(), reuse_context_if_already_exist=True)
+
+    def record_cached_execution(
+        self,
+        type_name: str,
+        contexts: Contexts,
+        inputs: Mapping[str, list[Artifact]],
+        outputs: Mapping[str, list[Artifact]],
+        properties: Mapping[str, Any],
+    ) -> int:
+        """A CACHED execution linked (INPUT/OUTPUT events) to existing artifacts: no new files."""
+        execution = self._pb.Execution(
+            type_id=self.execution_type_id(type_name), last_known_state=self._pb.Execution.CACHED
+        )
+        for k, v in properties.items():
+            set_value(execution.custom_properties[k], _property_value(v))
+        events = self._events(inputs, self._pb.Event.INPUT) + self._events(outputs, self._pb.Event.OUTPUT)
+        execution_id, _, _ = self.db.call(
+            self.db.mlmd.put_execution, execution, events, contexts.all(), reuse_context_if_already_exist=True
+        )
+        return execution_id
+
+    def _execution(self, execution_id: int) -> Any:
+        (execution,) = self.db.call(self.db.mlmd.get_executions_by_id, [execution_id])
+        return execution
+
+    def _events(self, artifacts: Mapping[str, list[Artifact]], kind: int) -> list:
+        """(artifact proto, event) pairs; artifacts with an id are updated in place, others created."""
+        pairs = []
+        for key, arts in artifacts.items():
+            for index, a in enumerate(arts):
+                event = self._pb.Event(type=kind)
+                event.path.steps.add().key = key
+                event.path.steps.add().index = index
+                pairs.append((artifact_to_proto(a, self.artifact_type_id(type(a))), event))
+        return pairs
+
+    # --- lookups used by the launcher ----------------------------------------------------------
+    def executions_in_context(self, context: Any) -> list[Any]:
+        return self.db.call(self.db.mlmd.get_executions_by_context, context.id)
+
+    def output_artifacts(self, execution_id: int, classes: Mapping[str, type[Artifact]] | None = None) -> dict[str, list[Artifact]]:
+        """The execution's outputs by key, in event-index order (any state; callers check LIVE)."""
+        events = [e for e in self.db.call(self.db.mlmd.get_events_by_execution_ids, [execution_id]) if e.type == self._pb.Event.OUTPUT]
+        return self._artifacts_by_key(events, classes)
+
+    def input_artifacts(self, execution_id: int) -> dict[str, list[Artifact]]:
+        events = [e for e in self.db.call(self.db.mlmd.get_events_by_execution_ids, [execution_id]) if e.type == self._pb.Event.INPUT]
+        return self._artifacts_by_key(events, None)
+
+    def _artifacts_by_key(self, events: Iterable[Any], classes: Mapping[str, type[Artifact]] | None) -> dict[str, list[Artifact]]:
+        events = list(events)
+        if not events:
+            return {}
+        protos = {a.id: a for a in self.db.call(self.db.mlmd.get_artifacts_by_id, [e.artifact_id for e in events])}
+        keyed: dict[str, list[tuple[int, Artifact]]] = {}
+        for e in events:
+            key, index = e.path.steps[0].key, e.path.steps[1].index if len(e.path.steps) > 1 else 0
+            proto = protos[e.artifact_id]
+            cls = (classes or {}).get(key)
+            keyed.setdefault(key, []).append((index, artifact_from_proto(proto, self.artifact_type(proto.type_id), cls)))
+        return {k: [a for _, a in sorted(v, key=lambda t: t[0])] for k, v in keyed.items()}
+
+    def mark_artifacts(self, artifacts: Iterable[Artifact], state: str) -> None:
+        """Change the state of existing artifacts (e.g. DELETED when their files are gone)."""
+        protos = []
+        for a in artifacts:
+            a.state = state
+            protos.append(artifact_to_proto(a, self.artifact_type_id(type(a))))
+        if protos:
+            self.db.call(self.db.mlmd.put_artifacts, protos)
+
+    def mark_execution_failed(self, execution: Any, error: str) -> None:
+        execution.last_known_state = self._pb.Execution.FAILED
+        set_value(execution.custom_properties[ERROR], error)
+        self.db.call(self.db.mlmd.put_executions, [execution])
+
+
+def execution_property(execution: Any, name: str, default: Any = None) -> Any:
+    if name in execution.custom_properties:
+        return get_value(execution.custom_properties[name])
+    return default
+
+
+def _property_value(v: Any) -> Any:
+    if isinstance(v, (dict, list, tuple)) or v is None:
+        return json.dumps(v, sort_keys=True)
+    return v

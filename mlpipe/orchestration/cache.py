@@ -1,0 +1,71 @@
+"""Cache keys: what must be equal for a previous execution's outputs to stand in for a new one.
+
+The key covers the component's identity, its VERSION and its *source code* (so editing an
+executor re-runs it), the parameters, the contents of every ModuleFile parameter (user module
+code), the ids of the input artifacts, and the declared outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from mlpipe.dsl.annotations import ModuleFile
+from mlpipe.dsl.component import Component, FunctionComponent
+from mlpipe.errors import DefinitionError
+from mlpipe.ir import NodeIR
+from mlpipe.types.artifact import Artifact
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def component_fingerprint(cls: type[Component]) -> str:
+    """Hash of the component's source (the function for ``@component``, else the class)."""
+    target = cls.FUNCTION if issubclass(cls, FunctionComponent) else cls
+    try:
+        source = inspect.getsource(target)
+    except (OSError, TypeError):  # defined where no source is kept (e.g. exec'd code)
+        source = f"{cls.__module__}:{cls.__qualname__}"
+    return _sha256(f"{cls.VERSION}\n{source}".encode())
+
+
+def module_file_path(node_id: str, name: str, value: str) -> str:
+    """A ModuleFile value is a path or an importable module name; return the file it denotes."""
+    if os.path.isfile(value):
+        return os.path.abspath(value)
+    if not value.endswith(".py"):
+        spec = importlib.util.find_spec(value)
+        if spec is not None and spec.origin and os.path.isfile(spec.origin):
+            return spec.origin
+    raise DefinitionError(
+        f"node '{node_id}': parameter '{name}' = {value!r} is neither an existing file nor an importable module"
+    )
+
+
+def module_file_hashes(cls: type[Component], node: NodeIR) -> dict[str, str]:
+    hashes = {}
+    for name, spec in cls.SPEC.parameters.items():
+        value = node.parameters.get(name)
+        if spec.type is ModuleFile and value:
+            with open(module_file_path(node.id, name, value), "rb") as f:
+                hashes[name] = _sha256(f.read())
+    return hashes
+
+
+def cache_key(cls: type[Component], node: NodeIR, inputs: Mapping[str, list[Artifact]]) -> str:
+    payload: dict[str, Any] = {
+        "component": node.component,
+        "fingerprint": component_fingerprint(cls),
+        "parameters": node.parameters,
+        "module_files": module_file_hashes(cls, node),
+        "inputs": {k: [a.id for a in v] for k, v in sorted(inputs.items())},
+        "outputs": node.outputs,
+    }
+    return _sha256(json.dumps(payload, sort_keys=True, default=str).encode())

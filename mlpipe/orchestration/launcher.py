@@ -1,0 +1,228 @@
+"""The launcher runs ONE node: resolve inputs, check the cache, execute in staging, publish.
+
+Every runner calls :func:`launch_node`, so caching, MLMD records and failure handling are the
+same on all of them. Guarantees:
+
+* Nothing half-written is visible: executors write into ``<root>/<node>/.staging/<execution_id>``;
+  on success each output is renamed to ``<root>/<node>/<key>/<execution_id>`` and, in one MLMD
+  transaction, the artifacts become LIVE and the execution COMPLETE.
+* On failure the execution is FAILED, its artifacts ABANDONED, its directories removed, and a
+  ComponentError names the node, the cause and the log file.
+* A process killed mid-execution leaves a RUNNING execution whose PENDING artifacts no query
+  returns; the next launch of that node on this host marks it FAILED and removes its files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlpipe.dsl.component import Component
+from mlpipe.dsl.context import ExecutionContext
+from mlpipe.errors import ComponentError, MetadataError
+from mlpipe.ir import PipelineIR
+from mlpipe.metadata.config import MetadataConfig, from_environment
+from mlpipe.metadata.store import (
+    CACHE_KEY, HOST, LOG_PATH, NODE_ID, PID, PIPELINE_NAME, RUN_ID, Contexts, MetadataStore, execution_property,
+)  # fmt: skip
+from mlpipe.orchestration.cache import cache_key
+from mlpipe.orchestration.component_loader import load_component_class
+from mlpipe.orchestration.execution_log import capture_to
+from mlpipe.orchestration.inputs import artifacts_available, resolve_inputs
+from mlpipe.types.artifact import ABANDONED, LIVE, Artifact
+from mlpipe.types.registry import resolve_type
+
+log = logging.getLogger("mlpipe.launcher")
+
+COMPLETE, CACHED, FAILED = "COMPLETE", "CACHED", "FAILED"
+
+
+@dataclass
+class NodeResult:
+    node_id: str
+    state: str  # COMPLETE | CACHED
+    execution_id: int
+    seconds: float
+    executor_seconds: float = 0.0
+    outputs: dict[str, list[Artifact]] = field(default_factory=dict)
+    log_path: str | None = None
+
+
+def open_store(ir: PipelineIR) -> MetadataStore:
+    """The pipeline's store; ``MLPIPE_METADATA`` (and ``MLPIPE_MYSQL_PASSWORD``) override the IR."""
+    config = from_environment(MetadataConfig.from_dict(ir.metadata))
+    assert config is not None
+    return MetadataStore(config)
+
+
+def launch_node(
+    ir: PipelineIR,
+    node_id: str,
+    run_id: str,
+    store: MetadataStore,
+    component_class: type[Component] | None = None,
+    enable_cache: bool | None = None,
+) -> NodeResult:
+    """Run node ``node_id`` of ``ir`` as part of run ``run_id``; raise ComponentError on failure."""
+    started = time.perf_counter()
+    node = ir.node(node_id)
+    cls = component_class or load_component_class(ir, node)
+    contexts = store.contexts_for(ir.name, run_id, node.id)
+    _clean_up_dead_executions(store, contexts, ir.root, node.id)
+    inputs = resolve_inputs(store, ir, node, run_id)
+    key = cache_key(cls, node, inputs)
+    type_name = f"{cls.__module__}.{cls.__qualname__}"
+    properties: dict[str, Any] = {
+        **node.parameters,
+        CACHE_KEY: key,
+        NODE_ID: node.id,
+        RUN_ID: run_id,
+        PIPELINE_NAME: ir.name,
+    }
+    use_cache = ir.enable_cache if enable_cache is None else enable_cache
+    if use_cache:
+        with store.db.transaction():  # no other writer between finding the hit and recording it
+            hit = _find_cached_outputs(store, contexts, key)
+            if hit is not None:
+                execution_id = store.record_cached_execution(type_name, contexts, inputs, hit, properties)
+                log.info("node %s: cached (execution %d)", node.id, execution_id)
+                return NodeResult(node.id, CACHED, execution_id, time.perf_counter() - started, outputs=hit)
+    return _execute(ir, node.id, cls, run_id, store, contexts, inputs, properties, type_name, started)
+
+
+def _execute(
+    ir: PipelineIR, node_id: str, cls: type[Component], run_id: str, store: MetadataStore, contexts: Contexts,
+    inputs: dict[str, list[Artifact]], properties: dict[str, Any], type_name: str, started: float,
+) -> NodeResult:  # fmt: skip
+    node = ir.node(node_id)
+    execution_id = store.start_execution(type_name, contexts, inputs, properties)
+    node_dir = os.path.join(ir.root, node.id)
+    staging = os.path.join(node_dir, ".staging", str(execution_id))
+    log_dir = os.path.join(node_dir, ".system", str(execution_id))
+    log_path = os.path.join(log_dir, "executor.log")
+    final_uris = {k: os.path.join(node_dir, k, str(execution_id)) for k in node.outputs}
+    outputs = {k: resolve_type(t)(uri=final_uris[k]) for k, t in node.outputs.items()}
+    published: list[str] = []
+    try:
+        for uri in final_uris.values():
+            if os.path.exists(uri):
+                raise MetadataError(
+                    f"{uri} already exists but execution {execution_id} is new: this pipeline root was used with "
+                    f"another metadata store ({store.config.describe()}); use a new root or the old store"
+                )
+        store.register_outputs(execution_id, contexts, outputs, {LOG_PATH: log_path})
+        os.makedirs(log_dir, exist_ok=True)
+        for k, a in outputs.items():
+            a.uri = os.path.join(staging, k)
+            os.makedirs(a.uri, exist_ok=True)
+        ctx = ExecutionContext(
+            node_id=node.id,
+            pipeline_name=ir.name,
+            run_id=run_id,
+            execution_id=execution_id,
+            inputs=inputs,
+            outputs=outputs,
+            parameters=dict(node.parameters),
+            tmp_dir=os.path.join(staging, ".tmp"),
+            beam_pipeline_args=list(ir.beam_pipeline_args),
+            log=logging.getLogger(f"mlpipe.executor.{node.id}"),
+        )
+        os.makedirs(ctx.tmp_dir, exist_ok=True)
+        exec_started = time.perf_counter()
+        with capture_to(log_path, ctx.log) as log_file:
+            try:
+                cls.execute(ctx)
+            except BaseException:
+                log_file.write(traceback.format_exc())
+                raise
+        executor_seconds = time.perf_counter() - exec_started
+        for k, a in outputs.items():
+            os.makedirs(os.path.dirname(final_uris[k]), exist_ok=True)
+            os.rename(a.uri, final_uris[k])
+            published.append(final_uris[k])
+            a.uri = final_uris[k]
+        store.publish_execution(execution_id, contexts, outputs)
+    except BaseException as e:
+        for uri in published:
+            shutil.rmtree(uri, ignore_errors=True)
+        for k, a in outputs.items():
+            a.uri = final_uris[k]
+        try:
+            store.fail_execution(execution_id, contexts, outputs, f"{type(e).__name__}: {e}")
+        finally:
+            _remove_staging(staging)
+        if isinstance(e, ComponentError) or not isinstance(e, Exception):
+            raise
+        raise ComponentError(node.id, e, log_path) from e
+    _remove_staging(staging)
+    seconds = time.perf_counter() - started
+    log.info("node %s: complete in %.2fs (execution %d)", node.id, seconds, execution_id)
+    return NodeResult(node.id, COMPLETE, execution_id, seconds, executor_seconds, {k: [a] for k, a in outputs.items()}, log_path)
+
+
+def _remove_staging(staging: str) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        os.rmdir(os.path.dirname(staging))  # the node's .staging dir, once no execution uses it
+    except OSError:
+        pass
+
+
+def _find_cached_outputs(store: MetadataStore, contexts: Contexts, key: str) -> dict[str, list[Artifact]] | None:
+    """Outputs of the newest COMPLETE execution with this key whose files all still exist.
+
+    Artifacts whose directory was deleted are marked DELETED so no query offers them again.
+    """
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    candidates = [
+        e
+        for e in store.executions_in_context(contexts.node)
+        if e.last_known_state == pb.Execution.COMPLETE and execution_property(e, CACHE_KEY) == key
+    ]
+    for execution in sorted(candidates, key=lambda e: e.id, reverse=True):
+        outputs = store.output_artifacts(execution.id)
+        artifacts = [a for arts in outputs.values() for a in arts]
+        if artifacts_available(artifacts):
+            return outputs
+        store.mark_artifacts([a for a in artifacts if a.state == LIVE and not os.path.exists(a.uri)], "DELETED")
+    return None
+
+
+def _clean_up_dead_executions(store: MetadataStore, contexts: Contexts, root: str, node_id: str) -> None:
+    """Mark RUNNING executions of this node whose process died (same host) FAILED; remove their files."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    host = socket.gethostname()
+    for execution in store.executions_in_context(contexts.node):
+        if execution.last_known_state != pb.Execution.RUNNING or execution_property(execution, HOST) != host:
+            continue
+        pid = execution_property(execution, PID)
+        if pid == os.getpid() or _process_alive(pid):
+            continue
+        outputs = store.output_artifacts(execution.id)
+        artifacts = [a for arts in outputs.values() for a in arts]
+        for a in artifacts:
+            shutil.rmtree(a.uri, ignore_errors=True)
+        shutil.rmtree(os.path.join(root, node_id, ".staging", str(execution.id)), ignore_errors=True)
+        store.mark_artifacts(artifacts, ABANDONED)
+        store.mark_execution_failed(execution, f"the process running it (pid {pid} on {host}) died")
+        log.warning("node %s: execution %d was left RUNNING by dead process %s; marked FAILED", node_id, execution.id, pid)
+
+
+def _process_alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
