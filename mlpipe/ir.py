@@ -76,7 +76,9 @@ class PipelineIR:
     @staticmethod
     def from_dict(data: dict[str, Any]) -> PipelineIR:
         if data.get("version") != IR_VERSION:
-            raise DefinitionError(f"IR version {data.get('version')!r} is not {IR_VERSION}; recompile the pipeline")
+            raise DefinitionError(
+                f"IR version {data.get('version')!r} is not {IR_VERSION}; recompile the pipeline"
+            )
         nodes = tuple(
             NodeIR(
                 id=n["id"],

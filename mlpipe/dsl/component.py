@@ -154,7 +154,11 @@ def component(fn: Callable[..., Any] | None = None, *, version: str = "1") -> An
             elif ann.role == "output":
                 outputs[pname] = ann.type
             else:
-                default = param.default if has_default else parameter_spec_from_annotation(pname, ann.type, None).default
+                default = (
+                    param.default
+                    if has_default
+                    else parameter_spec_from_annotation(pname, ann.type, None).default
+                )
                 params[pname] = parameter_spec_from_annotation(pname, ann.type, default)
         spec = ComponentSpec(inputs=inputs, outputs=outputs, parameters=params)
         namespace = {

@@ -34,5 +34,7 @@ class ExecutionContext:
         """The single artifact of input ``key`` (None when an optional input is not wired)."""
         artifacts = self.inputs.get(key) or []
         if len(artifacts) > 1:
-            raise ComponentError(self.node_id, f"input '{key}' resolved to {len(artifacts)} artifacts, expected one")
+            raise ComponentError(
+                self.node_id, f"input '{key}' resolved to {len(artifacts)} artifacts, expected one"
+            )
         return artifacts[0] if artifacts else None

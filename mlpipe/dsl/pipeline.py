@@ -73,7 +73,8 @@ class Pipeline:
                     source_file=source_file,
                     parameters=_json_parameters(c),
                     inputs={
-                        k: InputIR(producer=ch.producer_id, key=ch.key, type=type_ref(ch.type)) for k, ch in c.inputs.items()
+                        k: InputIR(producer=ch.producer_id, key=ch.key, type=type_ref(ch.type))
+                        for k, ch in c.inputs.items()
                     },
                     outputs={k: type_ref(t) for k, t in cls.SPEC.outputs.items()},
                     upstream=tuple(u.id for u in c.upstream_nodes),
@@ -100,7 +101,9 @@ def _unique(name: str, components: Sequence[Component]) -> list[Component]:
     by_id: dict[str, Component] = {}
     for c in components:
         if not isinstance(c, Component):
-            raise DefinitionError(f"pipeline '{name}': {c!r} is not a component instance (did you forget to call it?)")
+            raise DefinitionError(
+                f"pipeline '{name}': {c!r} is not a component instance (did you forget to call it?)"
+            )
         if any(c is n for n in nodes):
             continue
         if c.id in by_id:

@@ -77,7 +77,9 @@ class ComponentSpec:
 
     def __post_init__(self) -> None:
         inputs = {k: v if isinstance(v, InputSpec) else InputSpec(v) for k, v in self.inputs.items()}
-        params = {k: v if isinstance(v, ParameterSpec) else ParameterSpec(v) for k, v in self.parameters.items()}
+        params = {
+            k: v if isinstance(v, ParameterSpec) else ParameterSpec(v) for k, v in self.parameters.items()
+        }
         object.__setattr__(self, "inputs", inputs)
         object.__setattr__(self, "parameters", params)
         for name, spec in inputs.items():
@@ -88,7 +90,11 @@ class ComponentSpec:
             if p.type not in PARAMETER_TYPES:
                 allowed = ", ".join(t.__name__ for t in PARAMETER_TYPES)
                 raise DefinitionError(f"parameter '{name}' has type {p.type!r}; allowed: {allowed}")
-        clash = (set(inputs) & set(self.outputs)) | (set(inputs) & set(params)) | (set(self.outputs) & set(params))
+        clash = (
+            (set(inputs) & set(self.outputs))
+            | (set(inputs) & set(params))
+            | (set(self.outputs) & set(params))
+        )
         if clash:
             raise DefinitionError(f"names used twice among inputs/outputs/parameters: {sorted(clash)}")
 
@@ -106,7 +112,9 @@ def parameter_spec_from_annotation(name: str, annotated: Any, default: Any) -> P
         args = [a for a in typing.get_args(annotated) if a is not type(None)]
         optional = len(args) < len(typing.get_args(annotated))
         if len(args) != 1:
-            raise DefinitionError(f"parameter '{name}': only Optional[X] unions are supported, got {annotated!r}")
+            raise DefinitionError(
+                f"parameter '{name}': only Optional[X] unions are supported, got {annotated!r}"
+            )
         annotated = args[0]
     annotated = typing.get_origin(annotated) or annotated  # dict[str, int] -> dict
     return ParameterSpec(annotated, default, optional)

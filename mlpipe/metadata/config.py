@@ -46,7 +46,9 @@ def sqlite(path: str | os.PathLike[str]) -> MetadataConfig:
 
 def mysql(host: str, database: str, user: str, password: str = "", port: int = 3306) -> MetadataConfig:
     """A MySQL (or MariaDB) store; the password may come from ``MLPIPE_MYSQL_PASSWORD`` instead."""
-    return MetadataConfig(kind="mysql", host=host, port=int(port), database=database, user=user, password=password)
+    return MetadataConfig(
+        kind="mysql", host=host, port=int(port), database=database, user=user, password=password
+    )
 
 
 def parse(uri: str) -> MetadataConfig:
@@ -54,8 +56,12 @@ def parse(uri: str) -> MetadataConfig:
     if uri.startswith("mysql://"):
         u = urlparse(uri)
         if not (u.hostname and u.path.strip("/") and u.username):
-            raise MetadataError(f"metadata URI {uri!r} must look like mysql://user[:password]@host[:port]/database")
-        return mysql(u.hostname, u.path.strip("/"), unquote(u.username), unquote(u.password or ""), u.port or 3306)
+            raise MetadataError(
+                f"metadata URI {uri!r} must look like mysql://user[:password]@host[:port]/database"
+            )
+        return mysql(
+            u.hostname, u.path.strip("/"), unquote(u.username), unquote(u.password or ""), u.port or 3306
+        )
     if "://" in uri:
         raise MetadataError(f"metadata URI {uri!r}: expected a SQLite file path or mysql://user@host/db")
     return sqlite(uri)

@@ -48,12 +48,25 @@ class LockedStore:
             conn.mysql.user = config.user
             conn.mysql.password = config.password
         else:
-            raise MetadataError(f"unknown metadata store kind {config.kind!r}; use mlpipe.metadata.sqlite() or .mysql()")
-        try:
-            with self._locked():
-                self.mlmd = metadata_store.MetadataStore(conn)
-        except Exception as e:
-            raise MetadataError(f"cannot open the ML Metadata store {config.describe()}: {e}") from e
+            raise MetadataError(
+                f"unknown metadata store kind {config.kind!r}; use mlpipe.metadata.sqlite() or .mysql()"
+            )
+        self.mlmd = self._open(metadata_store.MetadataStore, conn)
+
+    def _open(self, factory: Callable[[Any], Any], conn: Any) -> Any:
+        """Open the store. Several processes creating the schema of one empty MySQL database at once
+        make all but one fail with a "retry connection" error, so that case is retried."""
+        for attempt in range(_RETRIES):
+            try:
+                with self._locked():
+                    return factory(conn)
+            except Exception as e:
+                if "retry" not in str(e).lower() or attempt == _RETRIES - 1:
+                    raise MetadataError(
+                        f"cannot open the ML Metadata store {self.config.describe()}: {e}"
+                    ) from e
+                time.sleep(min(0.1 * 2**attempt, 2.0) * random.uniform(0.5, 1.5))
+        raise AssertionError("unreachable")
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -82,7 +95,11 @@ class LockedStore:
                 with self._locked():
                     return fn(*args, **kwargs)
             except (errors.AbortedError, errors.UnavailableError, errors.InternalError) as e:
-                if attempt == _RETRIES - 1 or "locked" not in str(e).lower() and isinstance(e, errors.InternalError):
+                if (
+                    attempt == _RETRIES - 1
+                    or "locked" not in str(e).lower()
+                    and isinstance(e, errors.InternalError)
+                ):
                     raise MetadataError(f"ML Metadata call {getattr(fn, '__name__', fn)} failed: {e}") from e
                 time.sleep(min(0.05 * 2**attempt, 1.0) * random.uniform(0.5, 1.5))
         raise AssertionError("unreachable")

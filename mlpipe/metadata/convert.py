@@ -42,7 +42,7 @@ def artifact_to_proto(artifact: Artifact, type_id: int) -> Any:
     return proto
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _generic_class(type_name: str, properties: tuple[tuple[str, str], ...]) -> type[Artifact]:
     """A stand-in class for a type recorded by code this process cannot import (e.g. a custom type)."""
     return type(type_name, (Artifact,), {"TYPE_NAME": type_name, "PROPERTIES": dict(properties)})

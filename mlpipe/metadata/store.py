@@ -62,14 +62,18 @@ class MetadataStore:
             t = self._pb.ArtifactType(name=cls.TYPE_NAME)
             for name, ptype in cls.PROPERTIES.items():
                 t.properties[name] = self._pb.PropertyType.Value(ptype)
-            self._type_ids[key] = self.db.call(self.db.mlmd.put_artifact_type, t, can_add_fields=True, can_omit_fields=True)
+            self._type_ids[key] = self.db.call(
+                self.db.mlmd.put_artifact_type, t, can_add_fields=True, can_omit_fields=True
+            )
         return self._type_ids[key]
 
     def execution_type_id(self, name: str) -> int:
         key = ("execution", name)
         if key not in self._type_ids:
             t = self._pb.ExecutionType(name=name)
-            self._type_ids[key] = self.db.call(self.db.mlmd.put_execution_type, t, can_add_fields=True, can_omit_fields=True)
+            self._type_ids[key] = self.db.call(
+                self.db.mlmd.put_execution_type, t, can_add_fields=True, can_omit_fields=True
+            )
         return self._type_ids[key]
 
     def _context_type_id(self, name: str) -> int:
@@ -115,9 +119,12 @@ class MetadataStore:
         type_name: str,
         contexts: Contexts,
         inputs: Mapping[str, list[Artifact]],
+        outputs: Mapping[str, Artifact],
         properties: Mapping[str, Any],
-    ) -> int:
-        """Record a RUNNING execution with its INPUT events; returns its id."""
+    ) -> Any:
+        """One transaction: a RUNNING execution, its INPUT events, and its outputs as PENDING artifacts
+        with OUTPUT events. Sets the outputs' ids; their URI (which contains the execution id) is
+        recorded when they are published. Returns the execution proto for publish/fail."""
         execution = self._pb.Execution(
             type_id=self.execution_type_id(type_name), last_known_state=self._pb.Execution.RUNNING
         )
@@ -125,55 +132,52 @@ class MetadataStore:
             set_value(execution.custom_properties[k], _property_value(v))
         set_value(execution.custom_properties[PID], os.getpid())
         set_value(execution.custom_properties[HOST], socket.gethostname())
-        events = self._events(inputs, self._pb.Event.INPUT)
-        execution_id, _, _ = self.db.call(
-            self.db.mlmd.put_execution, execution, events, contexts.all(), reuse_context_if_already_exist=True
-        )
-        return execution_id
-
-    def register_outputs(
-        self, execution_id: int, contexts: Contexts, outputs: Mapping[str, Artifact], properties: Mapping[str, Any]
-    ) -> None:
-        """Record the outputs as PENDING artifacts with OUTPUT events (sets their ids), and more
-        execution properties known only once the execution has an id (e.g. its log path)."""
-        pending = {k: [a] for k, a in outputs.items()}
         for a in outputs.values():
             a.state = PENDING
-        execution = self._execution(execution_id)
-        for k, v in properties.items():
-            set_value(execution.custom_properties[k], _property_value(v))
-        events = self._events(pending, self._pb.Event.OUTPUT)
-        _, artifact_ids, _ = self.db.call(
+        events = self._events(inputs, self._pb.Event.INPUT)
+        events += self._events({k: [a] for k, a in outputs.items()}, self._pb.Event.OUTPUT)
+        execution.id, artifact_ids, _ = self.db.call(
             self.db.mlmd.put_execution, execution, events, contexts.all(), reuse_context_if_already_exist=True
         )
-        for a, aid in zip(outputs.values(), artifact_ids, strict=True):
+        n_inputs = sum(len(v) for v in inputs.values())
+        for a, aid in zip(outputs.values(), artifact_ids[n_inputs:], strict=True):
             a.id = aid
+        return execution
 
-    def publish_execution(self, execution_id: int, contexts: Contexts, outputs: Mapping[str, Artifact]) -> None:
-        """One transaction: outputs LIVE (with their final properties) and the execution COMPLETE."""
-        self._finish(execution_id, contexts, outputs, LIVE, self._pb.Execution.COMPLETE, None)
+    def publish_execution(
+        self,
+        execution: Any,
+        contexts: Contexts,
+        outputs: Mapping[str, Artifact],
+        properties: Mapping[str, Any],
+    ) -> None:
+        """One transaction: outputs LIVE (with their URIs and final properties), execution COMPLETE."""
+        self._finish(execution, contexts, outputs, LIVE, self._pb.Execution.COMPLETE, properties)
 
     def fail_execution(
-        self, execution_id: int, contexts: Contexts, outputs: Mapping[str, Artifact], error: str
+        self,
+        execution: Any,
+        contexts: Contexts,
+        outputs: Mapping[str, Artifact],
+        properties: Mapping[str, Any],
     ) -> None:
-        """One transaction: outputs ABANDONED and the execution FAILED with the error recorded."""
-        self._finish(execution_id, contexts, outputs, ABANDONED, self._pb.Execution.FAILED, error)
+        """One transaction: outputs ABANDONED and the execution FAILED (``properties`` say why)."""
+        self._finish(execution, contexts, outputs, ABANDONED, self._pb.Execution.FAILED, properties)
 
     def _finish(
-        self, execution_id: int, contexts: Contexts, outputs: Mapping[str, Artifact], state: str, exec_state: int,
-        error: str | None,
+        self, execution: Any, contexts: Contexts, outputs: Mapping[str, Artifact], state: str, exec_state: int,
+        properties: Mapping[str, Any],
     ) -> None:  # fmt: skip
-        execution = self._execution(execution_id)
         execution.last_known_state = exec_state
-        if error is not None:
-            set_value(execution.custom_properties[ERROR], error[:4000])
+        for k, v in properties.items():
+            set_value(execution.custom_properties[k], _property_value(v))
         pairs = []
         for a in outputs.values():
-            if a.id is None:
-                continue
             a.state = state
             pairs.append((artifact_to_proto(a, self.artifact_type_id(type(a))), None))
-        self.db.call(self.db.mlmd.put_execution, execution, pairs, contexts.all(), reuse_context_if_already_exist=True)
+        self.db.call(
+            self.db.mlmd.put_execution, execution, pairs, contexts.all(), reuse_context_if_already_exist=True
+        )
 
     def record_cached_execution(
         self,
@@ -195,10 +199,6 @@ class MetadataStore:
         )
         return execution_id
 
-    def _execution(self, execution_id: int) -> Any:
-        (execution,) = self.db.call(self.db.mlmd.get_executions_by_id, [execution_id])
-        return execution
-
     def _events(self, artifacts: Mapping[str, list[Artifact]], kind: int) -> list:
         """(artifact proto, event) pairs; artifacts with an id are updated in place, others created."""
         pairs = []
@@ -214,26 +214,42 @@ class MetadataStore:
     def executions_in_context(self, context: Any) -> list[Any]:
         return self.db.call(self.db.mlmd.get_executions_by_context, context.id)
 
-    def output_artifacts(self, execution_id: int, classes: Mapping[str, type[Artifact]] | None = None) -> dict[str, list[Artifact]]:
+    def output_artifacts(
+        self, execution_id: int, classes: Mapping[str, type[Artifact]] | None = None
+    ) -> dict[str, list[Artifact]]:
         """The execution's outputs by key, in event-index order (any state; callers check LIVE)."""
-        events = [e for e in self.db.call(self.db.mlmd.get_events_by_execution_ids, [execution_id]) if e.type == self._pb.Event.OUTPUT]
+        events = [
+            e
+            for e in self.db.call(self.db.mlmd.get_events_by_execution_ids, [execution_id])
+            if e.type == self._pb.Event.OUTPUT
+        ]
         return self._artifacts_by_key(events, classes)
 
     def input_artifacts(self, execution_id: int) -> dict[str, list[Artifact]]:
-        events = [e for e in self.db.call(self.db.mlmd.get_events_by_execution_ids, [execution_id]) if e.type == self._pb.Event.INPUT]
+        events = [
+            e
+            for e in self.db.call(self.db.mlmd.get_events_by_execution_ids, [execution_id])
+            if e.type == self._pb.Event.INPUT
+        ]
         return self._artifacts_by_key(events, None)
 
-    def _artifacts_by_key(self, events: Iterable[Any], classes: Mapping[str, type[Artifact]] | None) -> dict[str, list[Artifact]]:
+    def _artifacts_by_key(
+        self, events: Iterable[Any], classes: Mapping[str, type[Artifact]] | None
+    ) -> dict[str, list[Artifact]]:
         events = list(events)
         if not events:
             return {}
-        protos = {a.id: a for a in self.db.call(self.db.mlmd.get_artifacts_by_id, [e.artifact_id for e in events])}
+        protos = {
+            a.id: a for a in self.db.call(self.db.mlmd.get_artifacts_by_id, [e.artifact_id for e in events])
+        }
         keyed: dict[str, list[tuple[int, Artifact]]] = {}
         for e in events:
             key, index = e.path.steps[0].key, e.path.steps[1].index if len(e.path.steps) > 1 else 0
             proto = protos[e.artifact_id]
             cls = (classes or {}).get(key)
-            keyed.setdefault(key, []).append((index, artifact_from_proto(proto, self.artifact_type(proto.type_id), cls)))
+            keyed.setdefault(key, []).append(
+                (index, artifact_from_proto(proto, self.artifact_type(proto.type_id), cls))
+            )
         return {k: [a for _, a in sorted(v, key=lambda t: t[0])] for k, v in keyed.items()}
 
     def mark_artifacts(self, artifacts: Iterable[Artifact], state: str) -> None:

@@ -7,6 +7,7 @@ code), the ids of the input artifacts, and the declared outputs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -26,8 +27,13 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@functools.cache
 def component_fingerprint(cls: type[Component]) -> str:
-    """Hash of the component's source (the function for ``@component``, else the class)."""
+    """Hash of the component's source (the function for ``@component``, else the class).
+
+    Cached per class object: the code a class runs cannot change, and a redefined component
+    (edited file re-imported, notebook cell re-run) is a new class object.
+    """
     target = cls.FUNCTION if issubclass(cls, FunctionComponent) else cls
     try:
         source = inspect.getsource(target)
@@ -61,7 +67,7 @@ def module_file_hashes(cls: type[Component], node: NodeIR) -> dict[str, str]:
 
 def cache_key(cls: type[Component], node: NodeIR, inputs: Mapping[str, list[Artifact]]) -> str:
     payload: dict[str, Any] = {
-        "component": node.component,
+        "component": cls.__qualname__,  # not the module: a file run as a script or imported is the same code
         "fingerprint": component_fingerprint(cls),
         "parameters": node.parameters,
         "module_files": module_file_hashes(cls, node),

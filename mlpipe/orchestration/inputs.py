@@ -30,14 +30,18 @@ def artifacts_available(artifacts: list[Artifact]) -> bool:
     return all(a.state == LIVE and os.path.exists(a.uri) for a in artifacts)
 
 
-def resolve_inputs(store: MetadataStore, ir: PipelineIR, node: NodeIR, run_id: str) -> dict[str, list[Artifact]]:
+def resolve_inputs(
+    store: MetadataStore, ir: PipelineIR, node: NodeIR, run_id: str
+) -> dict[str, list[Artifact]]:
     resolved: dict[str, list[Artifact]] = {}
     for key, wire in node.inputs.items():
         producer_context = store.context(NODE, f"{ir.name}.{wire.producer}", create=False)
         executions = successful_executions(store, producer_context) if producer_context else []
         in_run = [e for e in executions if execution_property(e, RUN_ID) == run_id]
         for execution in in_run or executions:
-            outputs = store.output_artifacts(execution.id, {wire.key: resolve_type(wire.type)}).get(wire.key, [])
+            outputs = store.output_artifacts(execution.id, {wire.key: resolve_type(wire.type)}).get(
+                wire.key, []
+            )
             if outputs and artifacts_available(outputs):
                 resolved[key] = outputs
                 break

@@ -29,8 +29,18 @@ from mlpipe.errors import ComponentError, MetadataError
 from mlpipe.ir import PipelineIR
 from mlpipe.metadata.config import MetadataConfig, from_environment
 from mlpipe.metadata.store import (
-    CACHE_KEY, HOST, LOG_PATH, NODE_ID, PID, PIPELINE_NAME, RUN_ID, Contexts, MetadataStore, execution_property,
-)  # fmt: skip
+    CACHE_KEY,
+    ERROR,
+    HOST,
+    LOG_PATH,
+    NODE_ID,
+    PID,
+    PIPELINE_NAME,
+    RUN_ID,
+    Contexts,
+    MetadataStore,
+    execution_property,
+)
 from mlpipe.orchestration.cache import cache_key
 from mlpipe.orchestration.component_loader import load_component_class
 from mlpipe.orchestration.execution_log import capture_to
@@ -101,13 +111,14 @@ def _execute(
     inputs: dict[str, list[Artifact]], properties: dict[str, Any], type_name: str, started: float,
 ) -> NodeResult:  # fmt: skip
     node = ir.node(node_id)
-    execution_id = store.start_execution(type_name, contexts, inputs, properties)
     node_dir = os.path.join(ir.root, node.id)
+    outputs = {k: resolve_type(t)() for k, t in node.outputs.items()}
+    execution = store.start_execution(type_name, contexts, inputs, outputs, properties)
+    execution_id = execution.id
     staging = os.path.join(node_dir, ".staging", str(execution_id))
     log_dir = os.path.join(node_dir, ".system", str(execution_id))
     log_path = os.path.join(log_dir, "executor.log")
     final_uris = {k: os.path.join(node_dir, k, str(execution_id)) for k in node.outputs}
-    outputs = {k: resolve_type(t)(uri=final_uris[k]) for k, t in node.outputs.items()}
     published: list[str] = []
     try:
         for uri in final_uris.values():
@@ -116,7 +127,6 @@ def _execute(
                     f"{uri} already exists but execution {execution_id} is new: this pipeline root was used with "
                     f"another metadata store ({store.config.describe()}); use a new root or the old store"
                 )
-        store.register_outputs(execution_id, contexts, outputs, {LOG_PATH: log_path})
         os.makedirs(log_dir, exist_ok=True)
         for k, a in outputs.items():
             a.uri = os.path.join(staging, k)
@@ -147,14 +157,15 @@ def _execute(
             os.rename(a.uri, final_uris[k])
             published.append(final_uris[k])
             a.uri = final_uris[k]
-        store.publish_execution(execution_id, contexts, outputs)
+        store.publish_execution(execution, contexts, outputs, {LOG_PATH: log_path})
     except BaseException as e:
         for uri in published:
             shutil.rmtree(uri, ignore_errors=True)
         for k, a in outputs.items():
             a.uri = final_uris[k]
         try:
-            store.fail_execution(execution_id, contexts, outputs, f"{type(e).__name__}: {e}")
+            error = f"{type(e).__name__}: {e}"[:4000]
+            store.fail_execution(execution, contexts, outputs, {LOG_PATH: log_path, ERROR: error})
         finally:
             _remove_staging(staging)
         if isinstance(e, ComponentError) or not isinstance(e, Exception):
@@ -163,7 +174,15 @@ def _execute(
     _remove_staging(staging)
     seconds = time.perf_counter() - started
     log.info("node %s: complete in %.2fs (execution %d)", node.id, seconds, execution_id)
-    return NodeResult(node.id, COMPLETE, execution_id, seconds, executor_seconds, {k: [a] for k, a in outputs.items()}, log_path)
+    return NodeResult(
+        node.id,
+        COMPLETE,
+        execution_id,
+        seconds,
+        executor_seconds,
+        {k: [a] for k, a in outputs.items()},
+        log_path,
+    )
 
 
 def _remove_staging(staging: str) -> None:
@@ -174,7 +193,9 @@ def _remove_staging(staging: str) -> None:
         pass
 
 
-def _find_cached_outputs(store: MetadataStore, contexts: Contexts, key: str) -> dict[str, list[Artifact]] | None:
+def _find_cached_outputs(
+    store: MetadataStore, contexts: Contexts, key: str
+) -> dict[str, list[Artifact]] | None:
     """Outputs of the newest COMPLETE execution with this key whose files all still exist.
 
     Artifacts whose directory was deleted are marked DELETED so no query offers them again.
@@ -191,7 +212,9 @@ def _find_cached_outputs(store: MetadataStore, contexts: Contexts, key: str) -> 
         artifacts = [a for arts in outputs.values() for a in arts]
         if artifacts_available(artifacts):
             return outputs
-        store.mark_artifacts([a for a in artifacts if a.state == LIVE and not os.path.exists(a.uri)], "DELETED")
+        store.mark_artifacts(
+            [a for a in artifacts if a.state == LIVE and not os.path.exists(a.uri)], "DELETED"
+        )
     return None
 
 
@@ -208,12 +231,17 @@ def _clean_up_dead_executions(store: MetadataStore, contexts: Contexts, root: st
             continue
         outputs = store.output_artifacts(execution.id)
         artifacts = [a for arts in outputs.values() for a in arts]
-        for a in artifacts:
-            shutil.rmtree(a.uri, ignore_errors=True)
+        for key in outputs:  # a kill between rename and publish can leave final dirs behind
+            shutil.rmtree(os.path.join(root, node_id, key, str(execution.id)), ignore_errors=True)
         shutil.rmtree(os.path.join(root, node_id, ".staging", str(execution.id)), ignore_errors=True)
         store.mark_artifacts(artifacts, ABANDONED)
         store.mark_execution_failed(execution, f"the process running it (pid {pid} on {host}) died")
-        log.warning("node %s: execution %d was left RUNNING by dead process %s; marked FAILED", node_id, execution.id, pid)
+        log.warning(
+            "node %s: execution %d was left RUNNING by dead process %s; marked FAILED",
+            node_id,
+            execution.id,
+            pid,
+        )
 
 
 def _process_alive(pid: Any) -> bool:

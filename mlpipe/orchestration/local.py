@@ -100,7 +100,9 @@ class LocalDagRunner:
                         pending.remove(n)
                         if display:
                             display.node_started(n)
-                        fut = pool.submit(launch_node, ir, n, result.run_id, store, classes.get(n), enable_cache)
+                        fut = pool.submit(
+                            launch_node, ir, n, result.run_id, store, classes.get(n), enable_cache
+                        )
                         running[fut] = n
                 if not running:
                     break
@@ -113,7 +115,9 @@ class LocalDagRunner:
                         result.failed[n] = e
                         if display:
                             display.node_failed(n, e)
-                    except Exception as e:  # a bug outside the executor (MLMD, filesystem): still report per node
+                    except (
+                        Exception
+                    ) as e:  # a bug outside the executor (MLMD, filesystem): still report per node
                         result.failed[n] = ComponentError(n, e)
                         if display:
                             display.node_failed(n, e)

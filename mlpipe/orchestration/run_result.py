@@ -14,7 +14,9 @@ class RunResult:
     run_id: str
     results: dict[str, NodeResult] = field(default_factory=dict)
     failed: dict[str, ComponentError] = field(default_factory=dict)
-    not_run: list[str] = field(default_factory=list)  # selected, but stopped by a failure upstream or elsewhere
+    not_run: list[str] = field(
+        default_factory=list
+    )  # selected, but stopped by a failure upstream or elsewhere
     seconds: float = 0.0
 
     @property

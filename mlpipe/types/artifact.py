@@ -58,7 +58,9 @@ class Artifact:
             )
         expected = self.PROPERTIES[name]
         if not isinstance(value, _PY_TYPES[expected]) or isinstance(value, bool):
-            raise TypeError(f"{self.TYPE_NAME}.{name} must be {expected}, got {type(value).__name__} {value!r}")
+            raise TypeError(
+                f"{self.TYPE_NAME}.{name} must be {expected}, got {type(value).__name__} {value!r}"
+            )
         self.properties[name] = float(value) if expected == "DOUBLE" else value
 
     def get_property(self, name: str, default: Any = None) -> Any:

@@ -31,7 +31,9 @@ def resolve_type(ref: str) -> type[Artifact]:
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as e:
-        raise DefinitionError(f"artifact type '{ref}' cannot be imported ({e}); is its module on sys.path?") from e
+        raise DefinitionError(
+            f"artifact type '{ref}' cannot be imported ({e}); is its module on sys.path?"
+        ) from e
     if not (isinstance(obj, type) and issubclass(obj, Artifact)):
         raise DefinitionError(f"'{ref}' is not an Artifact subclass")
     return obj

@@ -1,0 +1,242 @@
+"""The ``mlpipe`` command. Imports only what the chosen subcommand needs, so ``--help`` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+from mlpipe.errors import MlpipeError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except MlpipeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mlpipe", description="Run and inspect ML pipelines (TFX-style, ML Metadata)."
+    )
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a pipeline file in this process (local runner)")
+    run.add_argument("pipeline_file", help="a .py file defining create_pipeline() or one Pipeline object")
+    group = run.add_mutually_exclusive_group()
+    group.add_argument(
+        "--from",
+        dest="from_nodes",
+        action="append",
+        metavar="NODE",
+        help="run NODE and everything downstream",
+    )
+    group.add_argument(
+        "--only", action="append", metavar="NODE", help="run only NODE (inputs from earlier runs)"
+    )
+    run.add_argument(
+        "--no-cache", action="store_true", help="execute every node even if a cached result exists"
+    )
+    run.add_argument("--max-workers", type=int, default=None, help="nodes run in parallel (default: cores)")
+    run.set_defaults(handler=_cmd_run)
+
+    comp = sub.add_parser("compile", help="compile a pipeline file to its JSON IR")
+    comp.add_argument("pipeline_file")
+    comp.add_argument("-o", "--output", required=True, help="path of the IR JSON file to write")
+    comp.set_defaults(handler=_cmd_compile)
+
+    for name, help_text, handler in (
+        ("runs", "list runs (newest first)", _cmd_runs),
+        ("show", "show a run (RUN_ID) or an artifact (numeric ARTIFACT_ID)", _cmd_show),
+        ("artifacts", "list published artifacts", _cmd_artifacts),
+        ("lineage", "where an artifact came from and what was made from it", _cmd_lineage),
+    ):
+        q = sub.add_parser(name, help=help_text)
+        if name == "runs":
+            q.add_argument("pipeline", nargs="?", help="a pipeline name or pipeline file")
+        elif name == "show":
+            q.add_argument("target", help="RUN_ID or ARTIFACT_ID")
+        elif name == "artifacts":
+            q.add_argument("--type", dest="type_name", help="artifact type, e.g. Examples or Model")
+        else:
+            q.add_argument("artifact_id", type=int)
+        q.add_argument(
+            "--metadata", help="SQLite file or mysql://user@host:port/db (default: $MLPIPE_METADATA)"
+        )
+        q.add_argument("-p", "--pipeline-file", help="use the metadata store of this pipeline file")
+        q.set_defaults(handler=handler)
+
+    serve = sub.add_parser("serve", help="serve models over TF Serving's REST and gRPC API")
+    serve.set_defaults(handler=_cmd_serve)
+    serve.add_argument(
+        "serve_args", nargs=argparse.REMAINDER, help="as tensorflow_model_server (see mlpipe serve --help)"
+    )
+    return p
+
+
+# --- run / compile -------------------------------------------------------------------------------
+def _cmd_run(args: argparse.Namespace) -> int:
+    from mlpipe.dsl.loader import load_pipeline
+    from mlpipe.orchestration.local import LocalDagRunner
+    from mlpipe.orchestration.run_result import RunError
+
+    pipeline = load_pipeline(args.pipeline_file)
+    runner = LocalDagRunner(max_workers=args.max_workers)
+    try:
+        result = runner.run(
+            pipeline,
+            from_nodes=args.from_nodes,
+            only=args.only,
+            enable_cache=False if args.no_cache else None,
+        )
+    except RunError as e:
+        failed = e.result.failed
+        print(f"error: {e}", file=sys.stderr)
+        for node_id, err in failed.items():
+            _print_log_tail(node_id, err.log_path)
+        print(f"resume: mlpipe run {args.pipeline_file}", file=sys.stderr)
+        return 1
+    print(f"run {result.run_id}: {len(result.results)} nodes ok; metadata: {pipeline.metadata.describe()}")
+    return 0
+
+
+def _print_log_tail(node_id: str, log_path: str | None, lines: int = 15) -> None:
+    if not log_path or not os.path.exists(log_path):
+        return
+    with open(log_path, errors="replace") as f:
+        tail = f.readlines()[-lines:]
+    print(f"--- last lines of {node_id}'s log ({log_path}) ---", file=sys.stderr)
+    sys.stderr.writelines(tail)
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from mlpipe.dsl.loader import load_pipeline
+
+    load_pipeline(args.pipeline_file).compile().save(args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from mlpipe.serving.cli import add_serve_arguments, run_serve
+
+    parser = argparse.ArgumentParser(
+        prog="mlpipe serve", description="Serve SavedModels like tensorflow_model_server."
+    )
+    add_serve_arguments(parser)
+    return run_serve(parser.parse_args(args.serve_args))
+
+
+# --- queries -------------------------------------------------------------------------------------
+def _open_store(args: argparse.Namespace) -> Any:
+    from mlpipe.metadata.config import from_environment, parse
+    from mlpipe.metadata.store import MetadataStore
+
+    config = None
+    if args.metadata:
+        config = parse(args.metadata)
+    elif args.pipeline_file or (getattr(args, "pipeline", None) or "").endswith(".py"):
+        from mlpipe.dsl.loader import load_pipeline
+
+        pipeline = load_pipeline(args.pipeline_file or args.pipeline)
+        config = pipeline.metadata
+        if getattr(args, "pipeline", None):
+            args.pipeline = pipeline.name
+    config = from_environment(config)
+    if config is None:
+        raise MlpipeError(
+            "which metadata store? pass --metadata PATH_OR_URI, -p PIPELINE_FILE, or set MLPIPE_METADATA"
+        )
+    if config.kind == "sqlite" and not os.path.exists(config.path):
+        raise MlpipeError(f"no metadata store at {config.path}; run a pipeline first or pass --metadata")
+    return MetadataStore(config)
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> None:
+    cells = [header] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for r in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _when(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from mlpipe.metadata.queries import list_runs
+
+    store = _open_store(args)
+    runs = list_runs(store, args.pipeline)
+    _table(
+        [
+            [
+                r.run_id,
+                r.pipeline,
+                _when(r.created_ms),
+                ", ".join(f"{n} {s.lower()}" for s, n in sorted(r.states.items())),
+            ]
+            for r in runs
+        ],
+        ["RUN", "PIPELINE", "STARTED", "EXECUTIONS"],
+    )
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from mlpipe.metadata.queries import get_artifact, run_executions
+
+    store = _open_store(args)
+    if args.target.isdigit():
+        a = get_artifact(store, int(args.target))
+        print(f"artifact {a.id}: {a.type_name}\n  uri: {a.uri}")
+        for k, v in sorted({**a.properties, **a.custom_properties}.items()):
+            print(f"  {k}: {v}")
+        return 0
+    rows = []
+    for e in run_executions(store, args.target):
+        outs = ", ".join(f"{k}={','.join(str(a.id) for a in v)}" for k, v in e.outputs.items())
+        seconds = (e.updated_ms - e.created_ms) / 1000
+        rows.append([e.node_id, e.state, f"{seconds:.2f}s", e.id, outs or "-", e.error or ""])
+    _table(rows, ["NODE", "STATE", "TIME", "EXECUTION", "OUTPUTS", "ERROR"])
+    return 0
+
+
+def _cmd_artifacts(args: argparse.Namespace) -> int:
+    from mlpipe.metadata.queries import artifacts
+
+    store = _open_store(args)
+    _table([[a.id, a.type_name, a.uri] for a in artifacts(store, args.type_name)], ["ID", "TYPE", "URI"])
+    return 0
+
+
+def _cmd_lineage(args: argparse.Namespace) -> int:
+    from mlpipe.metadata.queries import lineage
+
+    store = _open_store(args)
+    lin = lineage(store, args.artifact_id)
+    a = lin.artifact
+    print(f"artifact {a.id} ({a.type_name}) {a.uri}")
+    if lin.producer:
+        print(f"  produced by: {lin.producer.node_id} (execution {lin.producer.id})")
+    for title, arts in (("upstream", lin.upstream), ("downstream", lin.downstream)):
+        print(f"  {title}:" + ("" if arts else " none"))
+        for u in arts:
+            print(f"    {u.id} {u.type_name} {u.uri}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Launcher + LocalDagRunner behaviour on SQLite and MariaDB: records, caching, failures."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from ml_metadata.proto import metadata_store_pb2 as pb
+
+from mlpipe.errors import ComponentError
+from mlpipe.metadata.queries import artifacts, list_runs, run_executions
+from mlpipe.metadata.store import MetadataStore
+from mlpipe.orchestration.local import LocalDagRunner
+from mlpipe.orchestration.run_result import RunError
+from tests.orchestration import four_nodes
+
+NODES = ["ingest", "scale", "apply_module", "summarize"]
+
+
+@pytest.fixture
+def calls(tmp_path, monkeypatch):
+    path = tmp_path / "calls.log"
+    monkeypatch.setenv("MLPIPE_TEST_CALLS_LOG", str(path))
+
+    def read_and_reset() -> list[str]:
+        lines = path.read_text().split() if path.exists() else []
+        path.write_text("")
+        return lines
+
+    return read_and_reset
+
+
+@pytest.fixture
+def module_file(tmp_path):
+    path = tmp_path / "user_module.py"
+    path.write_text("def transform(v):\n    return v + 1\n")
+    return path
+
+
+def _run(tmp_path, module_file, metadata_config, **kw):
+    pipeline = four_nodes.create_pipeline(
+        str(tmp_path / "root"), str(module_file), metadata_config, factor=kw.pop("factor", 2.0)
+    )
+    return LocalDagRunner(progress=False).run(pipeline, **kw)
+
+
+def _states(result) -> dict[str, str]:
+    return {n: result.state_of(n) for n in NODES}
+
+
+def test_first_run_records_contexts_executions_events_and_layout(
+    tmp_path, module_file, metadata_config, calls
+):
+    result = _run(tmp_path, module_file, metadata_config)
+    assert _states(result) == dict.fromkeys(NODES, "COMPLETE")
+    assert calls() == NODES
+
+    store = MetadataStore(metadata_config)
+    mlmd = store.db.mlmd
+    assert [c.name for c in mlmd.get_contexts_by_type("pipeline")] == ["four_nodes"]
+    assert [c.name for c in mlmd.get_contexts_by_type("pipeline_run")] == [result.run_id]
+    assert sorted(c.name for c in mlmd.get_contexts_by_type("node")) == sorted(
+        f"four_nodes.{n}" for n in NODES
+    )
+    executions = mlmd.get_executions()
+    assert len(executions) == 4 and all(e.last_known_state == pb.Execution.COMPLETE for e in executions)
+
+    events = mlmd.get_events_by_execution_ids([e.id for e in executions])
+    assert sum(e.type == pb.Event.OUTPUT for e in events) == 4
+    assert sum(e.type == pb.Event.INPUT for e in events) == 3  # ingest has no input
+    # every output sits at <root>/<node>/<key>/<execution_id>
+    for node, key in [
+        ("ingest", "rows"),
+        ("scale", "scaled"),
+        ("apply_module", "transformed"),
+        ("summarize", "total"),
+    ]:
+        (artifact,) = result.results[node].outputs[key]
+        execution_id = result.results[node].execution_id
+        assert artifact.uri == str(tmp_path / "root" / node / key / str(execution_id))
+        assert os.path.isdir(artifact.uri)
+    # values flowed through: (0..4)*2 + 1 summed = 25
+    (total,) = result.results["summarize"].outputs["total"]
+    assert total.read() == 25.0
+    # properties reach MLMD
+    (rows,) = [
+        a
+        for a in artifacts(store, "Examples")
+        if a.uri.endswith(f"rows/{result.results['ingest'].execution_id}")
+    ]
+    assert rows.split_names == ["train"] and rows.get_custom_property("num_rows") == 5
+    assert not (tmp_path / "root" / "ingest" / ".staging").exists()
+
+
+def test_caching_module_edit_parameter_change_and_deleted_output(
+    tmp_path, module_file, metadata_config, calls
+):
+    first = _run(tmp_path, module_file, metadata_config)
+    calls()
+
+    second = _run(tmp_path, module_file, metadata_config)
+    assert _states(second) == dict.fromkeys(NODES, "CACHED")
+    assert calls() == []
+    assert (
+        second.results["summarize"].outputs["total"][0].id
+        == first.results["summarize"].outputs["total"][0].id
+    )
+
+    module_file.write_text("def transform(v):\n    return v + 2\n")
+    third = _run(tmp_path, module_file, metadata_config)
+    assert _states(third) == {
+        "ingest": "CACHED",
+        "scale": "CACHED",
+        "apply_module": "COMPLETE",
+        "summarize": "COMPLETE",
+    }
+    assert calls() == ["apply_module", "summarize"]
+    assert third.results["summarize"].outputs["total"][0].read() == 30.0
+
+    fourth = _run(tmp_path, module_file, metadata_config, factor=3.0)
+    assert _states(fourth) == {
+        "ingest": "CACHED",
+        "scale": "COMPLETE",
+        "apply_module": "COMPLETE",
+        "summarize": "COMPLETE",
+    }
+    assert calls() == ["scale", "apply_module", "summarize"]
+
+    (rows,) = fourth.results["ingest"].outputs["rows"]
+    import shutil
+
+    shutil.rmtree(rows.uri)
+    fifth = _run(tmp_path, module_file, metadata_config, factor=3.0)
+    assert fifth.state_of("ingest") == "COMPLETE"
+    assert calls()[0] == "ingest"
+    store = MetadataStore(metadata_config)
+    assert rows.id not in {a.id for a in artifacts(store)}  # the deleted artifact is no longer offered
+    (deleted,) = store.db.mlmd.get_artifacts_by_id([rows.id])
+    assert deleted.state == pb.Artifact.DELETED
+
+
+def test_cache_disabled_executes_everything(tmp_path, module_file, metadata_config, calls):
+    _run(tmp_path, module_file, metadata_config)
+    calls()
+    result = _run(tmp_path, module_file, metadata_config, enable_cache=False)
+    assert _states(result) == dict.fromkeys(NODES, "COMPLETE")
+    assert calls() == NODES
+
+
+def test_failure_records_failed_leaves_nothing_and_rerun_executes_only_failed_part(
+    tmp_path, module_file, metadata_config, calls
+):
+    module_file.write_text("def transform(v):\n    raise ValueError('bad value %s' % v)\n")
+    with pytest.raises(RunError) as info:
+        _run(tmp_path, module_file, metadata_config)
+    result = info.value.result
+    assert calls() == ["ingest", "scale", "apply_module"]
+    assert list(result.results) == ["ingest", "scale"]
+    assert result.not_run == ["summarize"]
+    error = result.failed["apply_module"]
+    assert isinstance(error, ComponentError)
+    assert "node 'apply_module' failed: ValueError: bad value 0.0" in str(error)
+    assert error.log_path and os.path.isfile(error.log_path)
+    log_text = open(error.log_path).read()
+    assert "Traceback" in log_text and "bad value 0.0" in log_text and "applying" in log_text
+    assert "mlpipe run" not in str(info.value) or "rerun" in str(info.value)
+
+    store = MetadataStore(metadata_config)
+    (failed,) = [e for e in store.db.mlmd.get_executions() if e.last_known_state == pb.Execution.FAILED]
+    assert "bad value" in failed.custom_properties["__error__"].string_value
+    out_events = [
+        e for e in store.db.mlmd.get_events_by_execution_ids([failed.id]) if e.type == pb.Event.OUTPUT
+    ]
+    (abandoned,) = store.db.mlmd.get_artifacts_by_id([e.artifact_id for e in out_events])
+    assert abandoned.state == pb.Artifact.ABANDONED
+    assert not os.path.exists(abandoned.uri)
+    assert os.listdir(tmp_path / "root" / "apply_module") == [".system"]
+    assert all(a.type_name != "Examples" or "apply_module" not in a.uri for a in artifacts(store))
+
+    module_file.write_text("def transform(v):\n    return v + 1\n")
+    rerun = _run(tmp_path, module_file, metadata_config)
+    assert _states(rerun) == {
+        "ingest": "CACHED",
+        "scale": "CACHED",
+        "apply_module": "COMPLETE",
+        "summarize": "COMPLETE",
+    }
+    assert calls() == ["apply_module", "summarize"]
+
+
+def test_partial_runs_from_and_only(tmp_path, module_file, metadata_config, calls):
+    _run(tmp_path, module_file, metadata_config)
+    calls()
+    only = _run(tmp_path, module_file, metadata_config, only=["summarize"], enable_cache=False)
+    assert list(only.results) == ["summarize"]
+    assert calls() == ["summarize"]
+    from_scale = _run(tmp_path, module_file, metadata_config, from_nodes=["apply_module"], enable_cache=False)
+    assert list(from_scale.results) == ["apply_module", "summarize"]
+    assert calls() == ["apply_module", "summarize"]
+    assert from_scale.results["summarize"].outputs["total"][0].read() == 25.0
+
+    store = MetadataStore(metadata_config)
+    runs = list_runs(store, "four_nodes")
+    assert len(runs) == 3
+    executions = run_executions(store, from_scale.run_id)
+    assert [e.node_id for e in executions] == ["apply_module", "summarize"]
+
+
+def test_only_without_upstream_results_names_what_to_run(tmp_path, module_file, metadata_config):
+    with pytest.raises(RunError) as info:
+        _run(tmp_path, module_file, metadata_config, only=["summarize"])
+    assert "needs outputs['transformed'] of node 'apply_module'" in str(info.value)
+    assert "--from apply_module" in str(info.value)
