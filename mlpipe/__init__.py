@@ -27,7 +27,18 @@ _EXPORTS = {
     "LocalDagRunner": "mlpipe.orchestration.local",
     "RunError": "mlpipe.orchestration.run_result",
 }
-_SUBMODULES = {"dsl", "types", "metadata", "orchestration", "components", "serving", "errors", "ir", "io", "visualize"}
+_SUBMODULES = {
+    "dsl",
+    "types",
+    "metadata",
+    "orchestration",
+    "components",
+    "serving",
+    "errors",
+    "ir",
+    "io",
+    "visualize",
+}
 
 __all__ = sorted(_EXPORTS) + sorted(_SUBMODULES)
 

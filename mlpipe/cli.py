@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-workers", type=int, default=None, help="nodes run in parallel (default: cores)")
     run.set_defaults(handler=_cmd_run)
 
+    node = sub.add_parser("run-node", help="run one node of a compiled pipeline (what remote tasks call)")
+    node.set_defaults(handler=_cmd_run_node)
+    from mlpipe.orchestration.entrypoint import add_arguments
+
+    add_arguments(node)
+
     comp = sub.add_parser("compile", help="compile a pipeline file to its JSON IR")
     comp.add_argument("pipeline_file")
     comp.add_argument("-o", "--output", required=True, help="path of the IR JSON file to write")
@@ -127,6 +133,12 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     load_pipeline(args.pipeline_file).compile().save(args.output)
     print(f"wrote {args.output}")
     return 0
+
+
+def _cmd_run_node(args: argparse.Namespace) -> int:
+    from mlpipe.orchestration.entrypoint import run_node
+
+    return run_node(args)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

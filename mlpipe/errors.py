@@ -37,3 +37,11 @@ class MetadataError(MlpipeError):
 
 class ServingError(MlpipeError):
     """A model cannot be served or a serving request is invalid."""
+
+
+class ValidationFailure(DataError):
+    """Raised by an executor whose outputs are a verdict on bad data (e.g. anomalies).
+
+    The launcher publishes the outputs LIVE for inspection, records the execution FAILED and stops
+    the run: the data problem is reported, and what shows it is kept.
+    """

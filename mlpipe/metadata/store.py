@@ -150,9 +150,12 @@ class MetadataStore:
         contexts: Contexts,
         outputs: Mapping[str, Artifact],
         properties: Mapping[str, Any],
+        failed: bool = False,
     ) -> None:
-        """One transaction: outputs LIVE (with their URIs and final properties), execution COMPLETE."""
-        self._finish(execution, contexts, outputs, LIVE, self._pb.Execution.COMPLETE, properties)
+        """One transaction: outputs LIVE (with their URIs and final properties), execution COMPLETE
+        (or FAILED with published outputs, when the outputs themselves report bad data)."""
+        state = self._pb.Execution.FAILED if failed else self._pb.Execution.COMPLETE
+        self._finish(execution, contexts, outputs, LIVE, state, properties)
 
     def fail_execution(
         self,

@@ -25,7 +25,7 @@ from typing import Any
 
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
-from mlpipe.errors import ComponentError, MetadataError
+from mlpipe.errors import ComponentError, MetadataError, ValidationFailure
 from mlpipe.ir import PipelineIR
 from mlpipe.metadata.config import MetadataConfig, from_environment
 from mlpipe.metadata.store import (
@@ -145,9 +145,13 @@ def _execute(
         )
         os.makedirs(ctx.tmp_dir, exist_ok=True)
         exec_started = time.perf_counter()
+        verdict: ValidationFailure | None = None
         with capture_to(log_path, ctx.log) as log_file:
             try:
                 cls.execute(ctx)
+            except ValidationFailure as e:
+                log_file.write(f"{e}\n")
+                verdict = e
             except BaseException:
                 log_file.write(traceback.format_exc())
                 raise
@@ -157,7 +161,8 @@ def _execute(
             os.rename(a.uri, final_uris[k])
             published.append(final_uris[k])
             a.uri = final_uris[k]
-        store.publish_execution(execution, contexts, outputs, {LOG_PATH: log_path})
+        properties = {LOG_PATH: log_path, **({ERROR: str(verdict)[:4000]} if verdict else {})}
+        store.publish_execution(execution, contexts, outputs, properties, failed=verdict is not None)
     except BaseException as e:
         for uri in published:
             shutil.rmtree(uri, ignore_errors=True)
@@ -172,6 +177,8 @@ def _execute(
             raise
         raise ComponentError(node.id, e, log_path) from e
     _remove_staging(staging)
+    if verdict is not None:
+        raise ComponentError(node.id, str(verdict), log_path) from verdict
     seconds = time.perf_counter() - started
     log.info("node %s: complete in %.2fs (execution %d)", node.id, seconds, execution_id)
     return NodeResult(

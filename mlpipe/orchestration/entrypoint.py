@@ -1,0 +1,53 @@
+"""Run one node of a compiled pipeline: the only thing a remote task (Airflow, Kubeflow) calls.
+
+    python -m mlpipe.orchestration.entrypoint --ir pipeline.json --node Trainer --run-id R
+
+The metadata store comes from the IR, overridden by ``MLPIPE_METADATA`` /
+``MLPIPE_MYSQL_PASSWORD`` so a cluster can point every task at a shared MySQL. Exit code 0 on
+success, 1 when the node failed (its error printed, so it lands in the engine's task log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mlpipe.errors import MlpipeError
+from mlpipe.ir import PipelineIR
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ir", required=True, help="compiled pipeline (mlpipe compile)")
+    parser.add_argument("--node", required=True, help="node id to run")
+    parser.add_argument("--run-id", required=True, help="the pipeline run this execution belongs to")
+    parser.add_argument("--no-cache", action="store_true", help="execute even if a cached result exists")
+
+
+def run_node(args: argparse.Namespace) -> int:
+    from mlpipe.orchestration.launcher import launch_node, open_store
+
+    try:
+        ir = PipelineIR.load(args.ir)
+        store = open_store(ir)
+        try:
+            result = launch_node(
+                ir, args.node, args.run_id, store, enable_cache=False if args.no_cache else None
+            )
+        finally:
+            store.close()
+    except MlpipeError as e:
+        print(f"mlpipe: {e}", file=sys.stderr)
+        return 1
+    outputs = ", ".join(f"{k}={a.uri}" for k, arts in result.outputs.items() for a in arts)
+    print(f"mlpipe: node {result.node_id} {result.state} (execution {result.execution_id}) {outputs}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlpipe.orchestration.entrypoint", description=__doc__)
+    add_arguments(parser)
+    return run_node(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""TF Serving's gRPC API: ``tensorflow.serving.PredictionService`` and ``ModelService``.
+
+The servicers subclass the tensorflow-serving-api base classes and register with their
+``add_*_to_server`` functions, so the wire contract is the published one. Errors abort the call with
+the canonical code (the name of :class:`ServingRequestError`'s code).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import grpc
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+    status_pb2,
+)
+
+from mlpipe.errors import ServingError
+from mlpipe.serving.config import models_from_proto
+from mlpipe.serving.inference import InferenceRunner, ModelSpec
+from mlpipe.serving.metrics import ServingMetrics
+from mlpipe.serving.status import ServingRequestError, invalid_argument
+
+log = logging.getLogger(__name__)
+
+# Each waiting request holds a worker (batching makes requests wait for each other), so allow more
+# workers than the concurrency a client is likely to use.
+GRPC_WORKERS = 64
+_ERROR_CODES = status_pb2.StatusProto.DESCRIPTOR.fields_by_name["error_code"].enum_type.values_by_name
+_Response = TypeVar("_Response")
+
+
+class _Servicer:
+    """Shared request bookkeeping: metrics, and errors turned into gRPC status codes."""
+
+    def __init__(self, runner: InferenceRunner, metrics: ServingMetrics):
+        self.runner = runner
+        self.metrics = metrics
+
+    def _call(
+        self, api: str, model_name: str, context: grpc.ServicerContext, answer: Callable[[], _Response]
+    ) -> _Response:
+        started = time.perf_counter()
+        try:
+            response = answer()
+        except ServingRequestError as error:
+            self.metrics.record(model_name, api, "GRPC", error.code, time.perf_counter() - started)
+            context.abort(grpc.StatusCode[error.code], error.message)
+        except Exception as error:  # a bug must answer INTERNAL, not hang the client
+            log.exception("gRPC %s for model %r failed", api, model_name)
+            self.metrics.record(model_name, api, "GRPC", "INTERNAL", time.perf_counter() - started)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}: {error}")
+        self.metrics.record(model_name, api, "GRPC", "OK", time.perf_counter() - started)
+        return response
+
+
+class PredictionServicer(_Servicer, prediction_service_pb2_grpc.PredictionServiceServicer):
+    """Predict, Classify, Regress and GetModelMetadata."""
+
+    def Predict(
+        self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
+    ) -> predict_pb2.PredictResponse:
+        return self._call("predict", request.model_spec.name, context, lambda: self._predict(request))
+
+    def Classify(
+        self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext
+    ) -> classification_pb2.ClassificationResponse:
+        return self._call("classify", request.model_spec.name, context, lambda: self._classify(request))
+
+    def Regress(
+        self, request: regression_pb2.RegressionRequest, context: grpc.ServicerContext
+    ) -> regression_pb2.RegressionResponse:
+        return self._call("regress", request.model_spec.name, context, lambda: self._regress(request))
+
+    def GetModelMetadata(
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.ServicerContext
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        return self._call("metadata", request.model_spec.name, context, lambda: self._metadata(request))
+
+    def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        import tensorflow as tf
+
+        servable, signature = self.runner.resolve(_model_spec(request.model_spec))
+        inputs = {}
+        for name, proto in request.inputs.items():
+            try:
+                inputs[name] = tf.make_ndarray(proto)
+            except (TypeError, ValueError) as error:
+                raise invalid_argument(f"input {name!r} is not a valid TensorProto: {error}") from None
+        outputs = self.runner.predict(servable, signature, inputs, list(request.output_filter))
+        response = predict_pb2.PredictResponse()
+        _fill_spec(response.model_spec, servable.name, servable.version, signature.name)
+        for name, array in outputs.items():
+            response.outputs[name].CopyFrom(tf.make_tensor_proto(array))
+        return response
+
+    def _classify(
+        self, request: classification_pb2.ClassificationRequest
+    ) -> classification_pb2.ClassificationResponse:
+        servable, signature = self.runner.resolve(_model_spec(request.model_spec))
+        results = self.runner.classify(servable, signature, _serialized_examples(request.input))
+        response = classification_pb2.ClassificationResponse()
+        _fill_spec(response.model_spec, servable.name, servable.version, signature.name)
+        for row in results:
+            classifications = response.result.classifications.add()
+            for label, score in row:
+                classifications.classes.add(label=label, score=score)
+        return response
+
+    def _regress(self, request: regression_pb2.RegressionRequest) -> regression_pb2.RegressionResponse:
+        servable, signature = self.runner.resolve(_model_spec(request.model_spec))
+        values = self.runner.regress(servable, signature, _serialized_examples(request.input))
+        response = regression_pb2.RegressionResponse()
+        _fill_spec(response.model_spec, servable.name, servable.version, signature.name)
+        for value in values:
+            response.result.regressions.add(value=value)
+        return response
+
+    def _metadata(
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        fields = list(request.metadata_field)
+        if not fields:
+            raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
+        unsupported = [field for field in fields if field != "signature_def"]
+        if unsupported:
+            raise invalid_argument(f"Metadata field {unsupported[0]} is not supported; use signature_def")
+        spec = _model_spec(request.model_spec)
+        servable = self.runner.manager.resolve(spec.name, spec.version, spec.label)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        _fill_spec(response.model_spec, servable.name, servable.version, "")
+        response.metadata["signature_def"].Pack(servable.signature_def_map)
+        return response
+
+
+class ModelServicer(_Servicer, model_service_pb2_grpc.ModelServiceServicer):
+    """GetModelStatus and HandleReloadConfigRequest."""
+
+    def GetModelStatus(
+        self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.ServicerContext
+    ) -> get_model_status_pb2.GetModelStatusResponse:
+        return self._call("status", request.model_spec.name, context, lambda: self._status(request))
+
+    def HandleReloadConfigRequest(
+        self, request: model_management_pb2.ReloadConfigRequest, context: grpc.ServicerContext
+    ) -> model_management_pb2.ReloadConfigResponse:
+        return self._call("reload", "", context, lambda: self._reload(request))
+
+    def _status(
+        self, request: get_model_status_pb2.GetModelStatusRequest
+    ) -> get_model_status_pb2.GetModelStatusResponse:
+        spec = _model_spec(request.model_spec)
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for status in self.runner.manager.status(spec.name, spec.version, spec.label):
+            entry = response.model_version_status.add(
+                version=status.version,
+                state=get_model_status_pb2.ModelVersionStatus.State.Value(status.state),
+            )
+            entry.status.error_code = _ERROR_CODES[status.error_code].number
+            entry.status.error_message = status.error_message
+        return response
+
+    def _reload(
+        self, request: model_management_pb2.ReloadConfigRequest
+    ) -> model_management_pb2.ReloadConfigResponse:
+        try:
+            models = models_from_proto(request.config)
+        except ServingError as error:
+            raise invalid_argument(str(error)) from None
+        failures = self.runner.manager.reload(models)
+        if failures:
+            code, message = failures[0]
+            raise ServingRequestError(code, message)
+        response = model_management_pb2.ReloadConfigResponse()
+        response.status.error_code = _ERROR_CODES["OK"].number
+        return response
+
+
+def _model_spec(spec: Any) -> ModelSpec:
+    if not spec.name:
+        raise invalid_argument("Missing model name in request: set model_spec.name")
+    choice = spec.WhichOneof("version_choice")
+    return ModelSpec(
+        name=spec.name,
+        version=spec.version.value if choice == "version" else None,
+        label=spec.version_label if choice == "version_label" else None,
+        signature_name=spec.signature_name,
+    )
+
+
+def _fill_spec(spec: Any, name: str, version: int, signature_name: str) -> None:
+    spec.name = name
+    spec.version.value = version
+    spec.signature_name = signature_name
+
+
+def _serialized_examples(request_input: Any) -> list[bytes]:
+    kind = request_input.WhichOneof("kind")
+    if kind == "example_list":
+        return [example.SerializeToString() for example in request_input.example_list.examples]
+    if kind == "example_list_with_context":
+        with_context = request_input.example_list_with_context
+        # Serialized protos concatenate as a merge: each example's features override the context's.
+        prefix = with_context.context.SerializeToString()
+        return [prefix + example.SerializeToString() for example in with_context.examples]
+    return []
+
+
+def create_grpc_server(
+    runner: InferenceRunner, metrics: ServingMetrics, host: str, port: int, max_message_bytes: int
+) -> tuple[grpc.Server, int]:
+    """A gRPC server with both services, bound (not started); returns it and the bound port."""
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix="mlpipe-grpc"),
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
+        ],
+    )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionServicer(runner, metrics), server
+    )
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(runner, metrics), server)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError as error:
+        raise ServingError(f"cannot listen for gRPC on {address}: {error}") from None
+    if bound == 0:
+        raise ServingError(
+            f"cannot listen for gRPC on {address}: the port is in use or the host is not local"
+        )
+    return server, bound
