@@ -24,6 +24,7 @@ _EXPORTS = {
     "Parameter": "mlpipe.dsl.annotations",
     "ModuleFile": "mlpipe.dsl.annotations",
     "PipelineIR": "mlpipe.ir",
+    "Resolver": "mlpipe.dsl.resolver",
     "LocalDagRunner": "mlpipe.orchestration.local",
     "RunError": "mlpipe.orchestration.run_result",
 }

@@ -4,9 +4,11 @@ from mlpipe.dsl.annotations import InputArtifact, ModuleFile, OutputArtifact, Pa
 from mlpipe.dsl.component import Component, FunctionComponent, component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.pipeline import Pipeline
+from mlpipe.dsl.resolver import Resolver
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
 
 __all__ = [
     "Component", "ComponentSpec", "ExecutionContext", "FunctionComponent", "InputArtifact", "InputSpec",
-    "ModuleFile", "OutputArtifact", "Parameter", "ParameterSpec", "Pipeline", "component",
+    "ModuleFile", "OutputArtifact", "Parameter", "ParameterSpec", "Pipeline",
+    "Resolver", "component",
 ]  # fmt: skip

@@ -76,7 +76,7 @@ class Pipeline:
                         k: InputIR(producer=ch.producer_id, key=ch.key, type=type_ref(ch.type))
                         for k, ch in c.inputs.items()
                     },
-                    outputs={k: type_ref(t) for k, t in cls.SPEC.outputs.items()},
+                    outputs={k: type_ref(ch.type) for k, ch in c.outputs.items()},
                     upstream=tuple(u.id for u in c.upstream_nodes),
                 )
             )

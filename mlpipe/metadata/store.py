@@ -134,13 +134,12 @@ class MetadataStore:
         set_value(execution.custom_properties[HOST], socket.gethostname())
         for a in outputs.values():
             a.state = PENDING
-        events = self._events(inputs, self._pb.Event.INPUT)
-        events += self._events({k: [a] for k, a in outputs.items()}, self._pb.Event.OUTPUT)
+        input_events = self._events(inputs, self._pb.Event.INPUT)
+        events = input_events + self._events({k: [a] for k, a in outputs.items()}, self._pb.Event.OUTPUT)
         execution.id, artifact_ids, _ = self.db.call(
             self.db.mlmd.put_execution, execution, events, contexts.all(), reuse_context_if_already_exist=True
         )
-        n_inputs = sum(len(v) for v in inputs.values())
-        for a, aid in zip(outputs.values(), artifact_ids[n_inputs:], strict=True):
+        for a, aid in zip(outputs.values(), artifact_ids[len(input_events) :], strict=True):
             a.id = aid
         return execution
 
@@ -182,17 +181,19 @@ class MetadataStore:
             self.db.mlmd.put_execution, execution, pairs, contexts.all(), reuse_context_if_already_exist=True
         )
 
-    def record_cached_execution(
+    def record_execution(
         self,
         type_name: str,
         contexts: Contexts,
         inputs: Mapping[str, list[Artifact]],
         outputs: Mapping[str, list[Artifact]],
         properties: Mapping[str, Any],
+        state: str,
     ) -> int:
-        """A CACHED execution linked (INPUT/OUTPUT events) to existing artifacts: no new files."""
+        """An execution (CACHED, or a resolver's COMPLETE) linked by INPUT/OUTPUT events to existing
+        artifacts: it makes no files, it only says which artifacts stand for its outputs."""
         execution = self._pb.Execution(
-            type_id=self.execution_type_id(type_name), last_known_state=self._pb.Execution.CACHED
+            type_id=self.execution_type_id(type_name), last_known_state=self._pb.Execution.State.Value(state)
         )
         for k, v in properties.items():
             set_value(execution.custom_properties[k], _property_value(v))
@@ -203,14 +204,24 @@ class MetadataStore:
         return execution_id
 
     def _events(self, artifacts: Mapping[str, list[Artifact]], kind: int) -> list:
-        """(artifact proto, event) pairs; artifacts with an id are updated in place, others created."""
+        """(artifact proto, event) pairs; artifacts with an id are updated in place, others created.
+
+        MLMD allows one event per (artifact, execution, type), yet one artifact can feed two keys
+        (an Evaluator's model and its baseline, when nothing changed): such an artifact gets one
+        event whose path holds every ``key, index`` pair.
+        """
         pairs = []
+        by_id: dict[int, Any] = {}
         for key, arts in artifacts.items():
             for index, a in enumerate(arts):
-                event = self._pb.Event(type=kind)
+                event = by_id.get(a.id) if a.id is not None else None
+                if event is None:
+                    event = self._pb.Event(type=kind)
+                    pairs.append((artifact_to_proto(a, self.artifact_type_id(type(a))), event))
+                    if a.id is not None:
+                        by_id[a.id] = event
                 event.path.steps.add().key = key
                 event.path.steps.add().index = index
-                pairs.append((artifact_to_proto(a, self.artifact_type_id(type(a))), event))
         return pairs
 
     # --- lookups used by the launcher ----------------------------------------------------------
@@ -247,12 +258,12 @@ class MetadataStore:
         }
         keyed: dict[str, list[tuple[int, Artifact]]] = {}
         for e in events:
-            key, index = e.path.steps[0].key, e.path.steps[1].index if len(e.path.steps) > 1 else 0
             proto = protos[e.artifact_id]
-            cls = (classes or {}).get(key)
-            keyed.setdefault(key, []).append(
-                (index, artifact_from_proto(proto, self.artifact_type(proto.type_id), cls))
-            )
+            steps = list(e.path.steps)
+            for key_step, index_step in zip(steps[::2], steps[1::2], strict=False):
+                cls = (classes or {}).get(key_step.key)
+                artifact = artifact_from_proto(proto, self.artifact_type(proto.type_id), cls)
+                keyed.setdefault(key_step.key, []).append((index_step.index, artifact))
         return {k: [a for _, a in sorted(v, key=lambda t: t[0])] for k, v in keyed.items()}
 
     def mark_artifacts(self, artifacts: Iterable[Artifact], state: str) -> None:

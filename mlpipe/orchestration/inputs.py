@@ -31,8 +31,14 @@ def artifacts_available(artifacts: list[Artifact]) -> bool:
 
 
 def resolve_inputs(
-    store: MetadataStore, ir: PipelineIR, node: NodeIR, run_id: str
+    store: MetadataStore,
+    ir: PipelineIR,
+    node: NodeIR,
+    run_id: str,
+    optional: set[str] | frozenset[str] = frozenset(),
 ) -> dict[str, list[Artifact]]:
+    """Artifacts per input key. An ``optional`` input may resolve to none (e.g. from a Resolver that
+    found no blessed model yet); a required one must resolve to at least one."""
     resolved: dict[str, list[Artifact]] = {}
     for key, wire in node.inputs.items():
         producer_context = store.context(NODE, f"{ir.name}.{wire.producer}", create=False)
@@ -42,7 +48,7 @@ def resolve_inputs(
             outputs = store.output_artifacts(execution.id, {wire.key: resolve_type(wire.type)}).get(
                 wire.key, []
             )
-            if outputs and artifacts_available(outputs):
+            if (outputs or key in optional) and artifacts_available(outputs):
                 resolved[key] = outputs
                 break
         else:

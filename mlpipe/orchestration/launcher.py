@@ -25,8 +25,9 @@ from typing import Any
 
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
+from mlpipe.dsl.resolver import Resolver
 from mlpipe.errors import ComponentError, MetadataError, ValidationFailure
-from mlpipe.ir import PipelineIR
+from mlpipe.ir import NodeIR, PipelineIR
 from mlpipe.metadata.config import MetadataConfig, from_environment
 from mlpipe.metadata.store import (
     CACHE_KEY,
@@ -45,6 +46,7 @@ from mlpipe.orchestration.cache import cache_key
 from mlpipe.orchestration.component_loader import load_component_class
 from mlpipe.orchestration.execution_log import capture_to
 from mlpipe.orchestration.inputs import artifacts_available, resolve_inputs
+from mlpipe.orchestration.resolvers import STRATEGY_FUNCTIONS
 from mlpipe.types.artifact import ABANDONED, LIVE, Artifact
 from mlpipe.types.registry import resolve_type
 
@@ -84,10 +86,13 @@ def launch_node(
     node = ir.node(node_id)
     cls = component_class or load_component_class(ir, node)
     contexts = store.contexts_for(ir.name, run_id, node.id)
-    _clean_up_dead_executions(store, contexts, ir.root, node.id)
-    inputs = resolve_inputs(store, ir, node, run_id)
-    key = cache_key(cls, node, inputs)
     type_name = f"{cls.__module__}.{cls.__qualname__}"
+    if issubclass(cls, Resolver):
+        return _resolve(ir, node, run_id, store, contexts, type_name, started)
+    _clean_up_dead_executions(store, contexts, ir.root, node.id)
+    optional = {k for k, spec in cls.SPEC.inputs.items() if spec.optional}
+    inputs = resolve_inputs(store, ir, node, run_id, optional)
+    key = cache_key(cls, node, inputs)
     properties: dict[str, Any] = {
         **node.parameters,
         CACHE_KEY: key,
@@ -100,10 +105,28 @@ def launch_node(
         with store.db.transaction():  # no other writer between finding the hit and recording it
             hit = _find_cached_outputs(store, contexts, key)
             if hit is not None:
-                execution_id = store.record_cached_execution(type_name, contexts, inputs, hit, properties)
+                execution_id = store.record_execution(type_name, contexts, inputs, hit, properties, "CACHED")
                 log.info("node %s: cached (execution %d)", node.id, execution_id)
                 return NodeResult(node.id, CACHED, execution_id, time.perf_counter() - started, outputs=hit)
     return _execute(ir, node.id, cls, run_id, store, contexts, inputs, properties, type_name, started)
+
+
+def _resolve(
+    ir: PipelineIR,
+    node: NodeIR,
+    run_id: str,
+    store: MetadataStore,
+    contexts: Contexts,
+    type_name: str,
+    started: float,
+) -> NodeResult:
+    """A resolver's execution links (OUTPUT events) the artifacts its strategy picks; no files."""
+    resolved = STRATEGY_FUNCTIONS[node.parameters["strategy"]](store, ir, node)
+    properties = {NODE_ID: node.id, RUN_ID: run_id, PIPELINE_NAME: ir.name, **node.parameters}
+    execution_id = store.record_execution(type_name, contexts, {}, resolved, properties, "COMPLETE")
+    found = ", ".join(f"{k}={[a.id for a in v]}" for k, v in resolved.items())
+    log.info("node %s: resolved %s (execution %d)", node.id, found, execution_id)
+    return NodeResult(node.id, COMPLETE, execution_id, time.perf_counter() - started, outputs=resolved)
 
 
 def _execute(
