@@ -27,8 +27,11 @@ _EXPORTS = {
     "Resolver": "mlpipe.dsl.resolver",
     "LocalDagRunner": "mlpipe.orchestration.local",
     "RunError": "mlpipe.orchestration.run_result",
+    "InteractiveContext": "mlpipe.orchestration.interactive",
+    "BeamDagRunner": "mlpipe.orchestration.beam",
 }
 _SUBMODULES = {
+    "interactive",
     "dsl",
     "types",
     "metadata",
