@@ -61,7 +61,8 @@ class LockedStore:
                 with self._locked():
                     return factory(conn)
             except Exception as e:
-                if "retry" not in str(e).lower() or attempt == _RETRIES - 1:
+                transient = any(word in str(e).lower() for word in ("retry", "deadlock", "try restarting"))
+                if not transient or attempt == _RETRIES - 1:
                     raise MetadataError(
                         f"cannot open the ML Metadata store {self.config.describe()}: {e}"
                     ) from e
