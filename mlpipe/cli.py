@@ -58,9 +58,23 @@ def _parser() -> argparse.ArgumentParser:
 
     add_arguments(node)
 
-    comp = sub.add_parser("compile", help="compile a pipeline file to its JSON IR")
+    comp = sub.add_parser("compile", help="compile a pipeline file for a runner")
     comp.add_argument("pipeline_file")
-    comp.add_argument("-o", "--output", required=True, help="path of the IR JSON file to write")
+    comp.add_argument("-o", "--output", required=True, help="path of the file to write")
+    comp.add_argument(
+        "--target",
+        choices=["ir", "kubeflow"],
+        default="ir",
+        help="ir: mlpipe's JSON IR (default); kubeflow: a KFP v2 pipeline spec (.yaml)",
+    )
+    comp.add_argument("--image", default="mlpipe:latest", help="kubeflow: the image every task runs in")
+    comp.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="kubeflow: environment variable for every task, e.g. MLPIPE_METADATA=mysql://...",
+    )
     comp.set_defaults(handler=_cmd_compile)
 
     for name, help_text, handler in (
@@ -130,8 +144,20 @@ def _print_log_tail(node_id: str, log_path: str | None, lines: int = 15) -> None
 def _cmd_compile(args: argparse.Namespace) -> int:
     from mlpipe.dsl.loader import load_pipeline
 
-    load_pipeline(args.pipeline_file).compile().save(args.output)
-    print(f"wrote {args.output}")
+    bad = [item for item in args.env if "=" not in item]
+    if bad:
+        raise MlpipeError(f"--env takes KEY=VALUE, got {bad[0]!r}")
+    if args.target != "kubeflow" and (args.env or args.image != "mlpipe:latest"):
+        raise MlpipeError("--image and --env apply to --target kubeflow only")
+    if args.target == "kubeflow":
+        from mlpipe.orchestration.kubeflow import compile_for_kubeflow
+
+        env = dict(item.split("=", 1) for item in args.env)
+        path = compile_for_kubeflow(args.pipeline_file, args.output, image=args.image, env=env)
+    else:
+        load_pipeline(args.pipeline_file).compile().save(args.output)
+        path = args.output
+    print(f"wrote {path}")
     return 0
 
 

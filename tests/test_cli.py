@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -64,6 +64,21 @@ def test_compile_writes_ir_a_user_can_load(env, capsys):
     assert ir.node("apply_module").parameters["module_file"].endswith("user_module.py")
 
 
+def test_compile_for_kubeflow_writes_a_pipeline_spec(env, capsys):
+    import yaml
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    out = env / "p.yaml"
+    assert main(["compile", PIPELINE_FILE, "-o", str(out), "--target", "kubeflow", "--env", "A=b"]) == 0
+    spec = json_format.ParseDict(yaml.safe_load(out.read_text()), pipeline_spec_pb2.PipelineSpec())
+    assert sorted(spec.root.dag.tasks) == ["apply-module", "ingest", "scale", "summarize"]
+    assert main(["compile", PIPELINE_FILE, "-o", str(out), "--env", "A=b"]) == 1
+    assert "apply to --target kubeflow only" in capsys.readouterr().err
+    assert main(["compile", PIPELINE_FILE, "-o", str(out), "--target", "kubeflow", "--env", "oops"]) == 1
+    assert "--env takes KEY=VALUE, got 'oops'" in capsys.readouterr().err
+
+
 def test_errors_are_one_clear_line_and_exit_1(env, capsys):
     assert main(["runs", "--metadata", str(env / "nope.sqlite")]) == 1
     assert "no metadata store at" in capsys.readouterr().err
@@ -99,9 +114,10 @@ def test_import_mlpipe_and_help_stay_light():
     } & imported
     assert not heavy, heavy
     assert "mlpipe.dsl.pipeline" in imported  # the check really saw mlpipe's imports
-    times = []
+    cpu_seconds = []  # CPU, not wall time: the suite runs beside other workers (wall time: bench/startup.py)
     for _ in range(3):
-        start = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         subprocess.run([sys.executable, "-m", "mlpipe.cli", "--help"], capture_output=True, check=True)
-        times.append(time.perf_counter() - start)
-    assert sorted(times)[1] < 0.5, times
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_seconds.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    assert min(cpu_seconds) < 0.5, cpu_seconds
