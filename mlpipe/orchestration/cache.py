@@ -29,17 +29,24 @@ def _sha256(data: bytes) -> str:
 
 @functools.cache
 def component_fingerprint(cls: type[Component]) -> str:
-    """Hash of the component's source (the function for ``@component``, else the class).
+    """Hash of the component's code: the function for ``@component``, else the class and every
+    base class it inherits its executor from (a shared base's change must re-run its subclasses).
 
     Cached per class object: the code a class runs cannot change, and a redefined component
-    (edited file re-imported, notebook cell re-run) is a new class object.
+    (edited file re-imported, notebook cell re-run) is a new class object. Helper functions a
+    component calls are not hashed: bump ``VERSION`` (``@component(version=...)``) when they change.
     """
-    target = cls.FUNCTION if issubclass(cls, FunctionComponent) else cls
-    try:
-        source = inspect.getsource(target)
-    except (OSError, TypeError):  # defined where no source is kept (e.g. exec'd code)
-        source = f"{cls.__module__}:{cls.__qualname__}"
-    return _sha256(f"{cls.VERSION}\n{source}".encode())
+    if issubclass(cls, FunctionComponent):
+        targets: list[object] = [cls.FUNCTION]
+    else:
+        targets = [c for c in cls.__mro__ if issubclass(c, Component) and c is not Component]
+    parts = [cls.VERSION]
+    for target in targets:
+        try:
+            parts.append(inspect.getsource(target))  # type: ignore[arg-type]
+        except (OSError, TypeError):  # defined where no source is kept (e.g. exec'd code)
+            parts.append(f"{getattr(target, '__module__', '')}:{getattr(target, '__qualname__', '')}")
+    return _sha256("\n".join(parts).encode())
 
 
 def module_file_path(node_id: str, name: str, value: str) -> str:

@@ -211,3 +211,32 @@ def test_only_without_upstream_results_names_what_to_run(tmp_path, module_file, 
         _run(tmp_path, module_file, metadata_config, only=["summarize"])
     assert "needs outputs['transformed'] of node 'apply_module'" in str(info.value)
     assert "--from apply_module" in str(info.value)
+
+
+def test_fingerprint_covers_base_classes_and_version(tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+
+    from mlpipe.orchestration.cache import component_fingerprint
+
+    def load(name: str, base_return: str, version: str = "1"):
+        path = tmp_path / f"{name}.py"
+        path.write_text(
+            "from mlpipe.dsl import Component\n"
+            "class Base(Component):\n"
+            "    @staticmethod\n"
+            "    def execute(ctx):\n"
+            f"        return {base_return!r}\n"
+            "class Leaf(Base):\n"
+            f"    VERSION = {version!r}\n"
+        )
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)  # as mlpipe's loaders do: inspect needs it
+        spec.loader.exec_module(module)
+        return module.Leaf
+
+    original = component_fingerprint(load("v1", "a"))
+    assert component_fingerprint(load("v1_again", "a")) == original
+    assert component_fingerprint(load("base_edited", "b")) != original  # only the base class changed
+    assert component_fingerprint(load("bumped", "a", version="2")) != original
