@@ -87,7 +87,11 @@ def _parser() -> argparse.ArgumentParser:
         if name == "runs":
             q.add_argument("pipeline", nargs="?", help="a pipeline name or pipeline file")
         elif name == "show":
-            q.add_argument("target", help="RUN_ID or ARTIFACT_ID")
+            q.add_argument("target", nargs="?", help="RUN_ID or ARTIFACT_ID")
+            q.add_argument(
+                "--dag", metavar="PIPELINE_FILE", help="draw the pipeline's DAG, coloured by its newest run"
+            )
+            q.add_argument("-o", "--output", help="with --dag: write DAG.svg or DAG.html (default: text)")
         elif name == "artifacts":
             q.add_argument("--type", dest="type_name", help="artifact type, e.g. Examples or Model")
         else:
@@ -234,14 +238,17 @@ def _cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
+    if args.dag:
+        return _show_dag(args)
+    if args.target is None:
+        raise MlpipeError("show what? pass a RUN_ID, an ARTIFACT_ID or --dag PIPELINE_FILE")
     from mlpipe.metadata.queries import get_artifact, run_executions
 
     store = _open_store(args)
     if args.target.isdigit():
-        a = get_artifact(store, int(args.target))
-        print(f"artifact {a.id}: {a.type_name}\n  uri: {a.uri}")
-        for k, v in sorted({**a.properties, **a.custom_properties}.items()):
-            print(f"  {k}: {v}")
+        from mlpipe.visualize import render_text
+
+        print(render_text(get_artifact(store, int(args.target))), end="")
         return 0
     rows = []
     for e in run_executions(store, args.target):
@@ -249,6 +256,30 @@ def _cmd_show(args: argparse.Namespace) -> int:
         seconds = (e.updated_ms - e.created_ms) / 1000
         rows.append([e.node_id, e.state, f"{seconds:.2f}s", e.id, outs or "-", e.error or ""])
     _table(rows, ["NODE", "STATE", "TIME", "EXECUTION", "OUTPUTS", "ERROR"])
+    return 0
+
+
+def _show_dag(args: argparse.Namespace) -> int:
+    """The DAG as text, SVG or HTML, with node states of the pipeline's newest run if it ran."""
+    from mlpipe.dsl.loader import load_pipeline
+    from mlpipe.metadata.queries import list_runs, run_executions
+    from mlpipe.visualize import dag_text, render_dag_file
+
+    pipeline = load_pipeline(args.dag)
+    ir = pipeline.compile()
+    states, shown = None, "no runs yet"
+    if args.metadata or pipeline.metadata.kind != "sqlite" or os.path.exists(pipeline.metadata.path):
+        args.pipeline_file = args.pipeline_file or args.dag
+        store = _open_store(args)
+        runs = list_runs(store, ir.name)
+        if runs:
+            states = {e.node_id: e.state for e in run_executions(store, runs[0].run_id)}
+            shown = f"run {runs[0].run_id}"
+    if args.output:
+        render_dag_file(ir, states, args.output)
+        print(f"wrote {args.output} ({shown})")
+    else:
+        print(dag_text(ir, states), end="")
     return 0
 
 

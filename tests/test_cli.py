@@ -53,7 +53,20 @@ def test_run_then_query_commands(env, capsys):
     assert lineage.count("Float") == 2 and lineage.count("Examples") == 3  # itself + scaled + transformed
 
     assert main(["show", "1", "--metadata", db]) == 0
-    assert 'split_names: ["train"]' in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "Examples" in shown and "split_names" in shown and "train" in shown
+
+    svg = env / "dag.svg"
+    assert main(["show", "--dag", PIPELINE_FILE, "-o", str(svg)]) == 0
+    assert f"wrote {svg} (run " in capsys.readouterr().out
+    import xml.etree.ElementTree as ET
+
+    nodes = [g for g in ET.fromstring(svg.read_text()).iter() if g.get("class") == "node"]
+    assert sorted(g.get("data-node") for g in nodes) == sorted(
+        ["ingest", "scale", "apply_module", "summarize"]
+    )
+    assert main(["show", "--dag", PIPELINE_FILE]) == 0
+    assert "apply_module" in capsys.readouterr().out
 
 
 def test_compile_writes_ir_a_user_can_load(env, capsys):

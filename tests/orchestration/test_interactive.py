@@ -46,6 +46,12 @@ def test_step_by_step_with_cache_and_edited_module(tmp_path, monkeypatch):
     executions = run_executions(ctx.store, ctx.run_id)
     assert [e.state for e in executions] == ["COMPLETE"] * 4 + ["CACHED", "COMPLETE", "COMPLETE"]
 
+    shown = ctx.show(a.outputs["rows"])
+    html = getattr(shown, "data", shown)  # an IPython HTML object in notebooks
+    assert f"/ingest/rows/{ctx.results['ingest'].execution_id}" in html
+    dag = getattr(ctx.show(ctx), "data", "")
+    assert dag.count('class="node"') == 4 and "http" not in dag.replace("http://www.w3.org/2000/svg", "")
+
     ir_path = tmp_path / "exported.json"
     ctx.export_to_pipeline(str(ir_path))
     exported = PipelineIR.load(ir_path)
