@@ -65,7 +65,12 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    out: dict[str, object] = {"bench": "overhead", "nodes": args.nodes, "repeats": args.repeats, "cpus": os.cpu_count()}
+    out: dict[str, object] = {
+        "bench": "overhead",
+        "nodes": args.nodes,
+        "repeats": args.repeats,
+        "cpus": os.cpu_count(),
+    }
     for name, build, workers in (("chain", chain, 1), ("fanout", fan_out, os.cpu_count() or 1)):
         runs = [measure(build, args.nodes, workers) for _ in range(args.repeats)]
         for key in runs[0]:

@@ -63,9 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("-o", "--output", required=True, help="path of the file to write")
     comp.add_argument(
         "--target",
-        choices=["ir", "kubeflow"],
+        choices=["ir", "kubeflow", "airflow"],
         default="ir",
-        help="ir: mlpipe's JSON IR (default); kubeflow: a KFP v2 pipeline spec (.yaml)",
+        help="ir: mlpipe's JSON IR (default); kubeflow: a KFP v2 pipeline spec (.yaml); airflow: a DAG file (.py)",
     )
     comp.add_argument("--image", default="mlpipe:latest", help="kubeflow: the image every task runs in")
     comp.add_argument(
@@ -74,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="kubeflow: environment variable for every task, e.g. MLPIPE_METADATA=mysql://...",
+    )
+    comp.add_argument("--schedule", help="airflow: cron expression or preset such as @daily (default: none)")
+    comp.add_argument("--start-date", help="airflow: ISO date of the first scheduled run (UTC if no zone)")
+    comp.add_argument("--catchup", action="store_true", help="airflow: backfill runs since --start-date")
+    comp.add_argument("--retries", type=int, default=0, help="airflow/kubeflow: retries per task")
+    comp.add_argument(
+        "--python", default=sys.executable, help="airflow: the mlpipe interpreter tasks run nodes with"
     )
     comp.set_defaults(handler=_cmd_compile)
 
@@ -153,15 +160,33 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         raise MlpipeError(f"--env takes KEY=VALUE, got {bad[0]!r}")
     if args.target != "kubeflow" and (args.env or args.image != "mlpipe:latest"):
         raise MlpipeError("--image and --env apply to --target kubeflow only")
+    airflow_only = args.schedule or args.start_date or args.catchup or args.python != sys.executable
+    if args.target != "airflow" and airflow_only:
+        raise MlpipeError("--schedule, --start-date, --catchup and --python apply to --target airflow only")
     if args.target == "kubeflow":
         from mlpipe.orchestration.kubeflow import compile_for_kubeflow
 
         env = dict(item.split("=", 1) for item in args.env)
-        path = compile_for_kubeflow(args.pipeline_file, args.output, image=args.image, env=env)
+        path = compile_for_kubeflow(
+            args.pipeline_file, args.output, image=args.image, env=env, retries=args.retries
+        )
+        print(f"wrote {path}")
+    elif args.target == "airflow":
+        from mlpipe.orchestration.airflow import compile_for_airflow
+
+        dag_id = compile_for_airflow(
+            args.pipeline_file,
+            args.output,
+            schedule=args.schedule,
+            start_date=args.start_date,
+            catchup=args.catchup,
+            retries=args.retries,
+            python=args.python,
+        )
+        print(f"wrote DAG '{dag_id}' to {args.output} (its IR beside it); deploy both to the dags folder")
     else:
         load_pipeline(args.pipeline_file).compile().save(args.output)
-        path = args.output
-    print(f"wrote {path}")
+        print(f"wrote {args.output}")
     return 0
 
 

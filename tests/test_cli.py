@@ -92,6 +92,19 @@ def test_compile_for_kubeflow_writes_a_pipeline_spec(env, capsys):
     assert "--env takes KEY=VALUE, got 'oops'" in capsys.readouterr().err
 
 
+def test_compile_for_airflow_writes_a_dag_and_its_ir(env, capsys):
+    dag = env / "dags" / "four.py"
+    argv = ["compile", PIPELINE_FILE, "-o", str(dag), "--target", "airflow", "--schedule", "@daily"]
+    assert main([*argv, "--start-date", "2026-01-01", "--retries", "2"]) == 0
+    assert "wrote DAG 'four_nodes'" in capsys.readouterr().out
+    text = dag.read_text()
+    compile(text, str(dag), "exec")
+    assert "import mlpipe" not in text and "@daily" in text and "2026" in text
+    assert [n.id for n in PipelineIR.load(next((env / "dags").glob("*.json"))).nodes][-1] == "summarize"
+    assert main(["compile", PIPELINE_FILE, "-o", str(dag), "--schedule", "@daily"]) == 1
+    assert "apply to --target airflow only" in capsys.readouterr().err
+
+
 def test_errors_are_one_clear_line_and_exit_1(env, capsys):
     assert main(["runs", "--metadata", str(env / "nope.sqlite")]) == 1
     assert "no metadata store at" in capsys.readouterr().err

@@ -150,13 +150,14 @@ def compile_for_kubeflow(
     output_yaml: str | os.PathLike[str],
     image: str = "mlpipe:latest",
     env: Mapping[str, str] | None = None,
+    retries: int = 0,
 ) -> str:
     """What ``mlpipe compile --target kubeflow FILE -o x.yaml [--image IMG] [--env K=V ...]`` calls."""
     if not isinstance(pipeline, Pipeline):
         from mlpipe.dsl.loader import load_pipeline
 
         pipeline = load_pipeline(pipeline)
-    return KubeflowDagRunner(image=image, env=env).compile(pipeline, output_yaml)
+    return KubeflowDagRunner(image=image, env=env, retries=retries).compile(pipeline, output_yaml)
 
 
 def _ir_parameter_value(ir: PipelineIR) -> str:
