@@ -210,7 +210,10 @@ class Batcher:
             queue.tasks.append(task)
             queue.rows += rows
             self._queued_rows += rows
-            self._cond.notify_all()
+            # Wake the batch threads only when there is something new for them to decide: a batch to
+            # start timing, or a full one. Waking them for every request costs GIL hand-offs.
+            if len(queue.tasks) == 1 or queue.rows >= self.params.max_batch_size:
+                self._cond.notify_all()
         return task.future.result()
 
     def stop(self) -> None:

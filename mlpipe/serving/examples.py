@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mlpipe import _tf_env  # noqa: F401  (TF_USE_LEGACY_KERAS must be set before TensorFlow loads)
 from mlpipe.serving.status import invalid_argument
 from mlpipe.serving.tensor_json import decode_b64, is_b64
 
@@ -20,8 +21,6 @@ from mlpipe.serving.tensor_json import decode_b64, is_b64
 def example_from_features(features: Mapping[str, Any], what: str = "example") -> Any:
     """A ``tf.train.Example`` proto from feature values; ``what`` names it in errors."""
     from tensorflow.core.example import example_pb2
-
-    from mlpipe import _tf_env  # noqa: F401  (must precede the first TensorFlow import)
 
     if not isinstance(features, Mapping):
         raise invalid_argument(

@@ -13,6 +13,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from mlpipe import _tf_env  # noqa: F401  (TF_USE_LEGACY_KERAS must be set before TensorFlow loads)
+
+# isort: split
 import grpc
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -31,6 +34,7 @@ from mlpipe.serving.config import models_from_proto
 from mlpipe.serving.inference import InferenceRunner, ModelSpec
 from mlpipe.serving.metrics import ServingMetrics
 from mlpipe.serving.status import ServingRequestError, invalid_argument
+from mlpipe.serving.tensor_proto import to_ndarray, to_tensor_proto
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +59,18 @@ class _Servicer:
         try:
             response = answer()
         except ServingRequestError as error:
-            self.metrics.record(model_name, api, "GRPC", error.code, time.perf_counter() - started)
+            self._record(model_name, api, error.code, started)
             context.abort(grpc.StatusCode[error.code], error.message)
         except Exception as error:  # a bug must answer INTERNAL, not hang the client
             log.exception("gRPC %s for model %r failed", api, model_name)
-            self.metrics.record(model_name, api, "GRPC", "INTERNAL", time.perf_counter() - started)
+            self._record(model_name, api, "INTERNAL", started)
             context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}: {error}")
-        self.metrics.record(model_name, api, "GRPC", "OK", time.perf_counter() - started)
+        self._record(model_name, api, "OK", started)
         return response
+
+    def _record(self, model_name: str, api: str, code: str, started: float) -> None:
+        if model_name in self.runner.manager:  # unknown names from requests must not grow the metrics
+            self.metrics.record(model_name, api, "GRPC", code, time.perf_counter() - started)
 
 
 class PredictionServicer(_Servicer, prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -89,20 +97,13 @@ class PredictionServicer(_Servicer, prediction_service_pb2_grpc.PredictionServic
         return self._call("metadata", request.model_spec.name, context, lambda: self._metadata(request))
 
     def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
-        import tensorflow as tf
-
         servable, signature = self.runner.resolve(_model_spec(request.model_spec))
-        inputs = {}
-        for name, proto in request.inputs.items():
-            try:
-                inputs[name] = tf.make_ndarray(proto)
-            except (TypeError, ValueError) as error:
-                raise invalid_argument(f"input {name!r} is not a valid TensorProto: {error}") from None
+        inputs = {name: to_ndarray(proto, f"input {name!r}") for name, proto in request.inputs.items()}
         outputs = self.runner.predict(servable, signature, inputs, list(request.output_filter))
         response = predict_pb2.PredictResponse()
         _fill_spec(response.model_spec, servable.name, servable.version, signature.name)
         for name, array in outputs.items():
-            response.outputs[name].CopyFrom(tf.make_tensor_proto(array))
+            response.outputs[name].CopyFrom(to_tensor_proto(array))
         return response
 
     def _classify(

@@ -73,10 +73,10 @@ class ModelManager:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
 
-    @property
-    def models(self) -> list[ServedModel]:
+    def __contains__(self, name: object) -> bool:
+        """Whether ``name`` is a configured model (with or without a loaded version)."""
         with self._lock:
-            return [model.config for model in self._models.values()]
+            return name in self._models
 
     def poll(self) -> None:
         """Bring every model in line with its directory once (load new versions, unload old ones)."""

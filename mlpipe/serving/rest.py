@@ -20,6 +20,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from mlpipe.errors import ServingError
 from mlpipe.serving.examples import example_from_features
 from mlpipe.serving.inference import InferenceRunner, ModelSpec
 from mlpipe.serving.metrics import PROMETHEUS_PATH, ServingMetrics
@@ -79,7 +80,7 @@ class RestApi:
                 500,
                 {"error": f"internal error: {type(error).__name__}: {error}"},
             )
-        if model_name:
+        if model_name in self.runner.manager:  # unknown names from requests must not grow the metrics
             self.metrics.record(model_name, api, "REST", code, time.perf_counter() - started)
         return status, JSON_TYPE, json.dumps(payload).encode("utf-8")
 
@@ -196,18 +197,25 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, JSON_TYPE, json.dumps(payload).encode("utf-8"), close)
 
     def _send(self, status: int, content_type: str, payload: bytes, close: bool) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
+        """Status line, headers and body in one write: each socket call gives up the GIL and must win
+        it back, which under many connections costs more than building the bytes."""
+        self.log_request(status, len(payload))
+        reason = self.responses.get(status, ("",))[0]
+        head = (
+            f"{self.protocol_version} {status} {reason}\r\nServer: {self.version_string()}\r\n"
+            f"Date: {self.date_time_string()}\r\nContent-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n"
+        )
         if close:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
+            head += "Connection: close\r\n"
+            self.close_connection = True
+        body = payload if self.command != "HEAD" else b""
+        self.wfile.write(head.encode("latin-1") + b"\r\n" + body)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Malformed HTTP (bad request line, huge headers, unknown method) answers JSON too."""
         self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # an unparsable request line: answer with a status line anyway
+            self.request_version = "HTTP/1.0"
         self._reply(code, {"error": message or explain or "malformed HTTP request"}, close=True)
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -216,6 +224,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # listen backlog: many clients connecting at once must not be refused
 
     def __init__(self, address: tuple[str, int], api: RestApi, max_request_bytes: int):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
@@ -255,7 +264,12 @@ class RestServer:
     """The HTTP listener: one thread accepting, one thread per client connection."""
 
     def __init__(self, api: RestApi, host: str, port: int, max_request_bytes: int):
-        self._server = _HttpServer((host, port), api, max_request_bytes)
+        try:
+            self._server = _HttpServer((host, port), api, max_request_bytes)
+        except OSError as error:
+            raise ServingError(
+                f"cannot listen for REST on {host}:{port}: {error.strerror or error}"
+            ) from None
         self._thread = threading.Thread(target=self._server.serve_forever, name="mlpipe-rest", daemon=True)
 
     @property

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mlpipe import _tf_env  # noqa: F401  (TF_USE_LEGACY_KERAS must be set before TensorFlow loads)
 from mlpipe.errors import ServingError
 from mlpipe.serving.status import ServingRequestError
 
@@ -136,8 +137,6 @@ def load_servable(name: str, version: int, path: str) -> Servable:
     """
     import tensorflow as tf
     from tensorflow_serving.apis import get_model_metadata_pb2
-
-    from mlpipe import _tf_env  # noqa: F401  (must precede the first TensorFlow import)
 
     meta_graph = _serve_meta_graph(name, version, path)
     try:

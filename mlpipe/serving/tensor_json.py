@@ -21,6 +21,7 @@ from mlpipe.serving.status import invalid_argument
 
 Tensors = dict[str, np.ndarray]
 STRING = np.dtype(object)
+MAX_RANK = 32  # numpy's limit on dimensions
 
 
 def is_b64(value: Any) -> bool:
@@ -109,6 +110,8 @@ def _string_array(value: Any, what: str) -> np.ndarray:
 
     def walk(node: Any, depth: int) -> None:
         if isinstance(node, list):
+            if depth >= MAX_RANK:
+                raise invalid_argument(f"{what} is nested deeper than {MAX_RANK} dimensions")
             if depth == len(shape):
                 if flat:
                     raise invalid_argument(f"{what} is ragged: lists and values mix at depth {depth}")

@@ -1,0 +1,378 @@
+"""Serving latency and throughput of the built-in server, against the in-process SavedModel call.
+
+Prints one JSON line. The models are shaped like the one TFX's taxi pipeline pushes: the
+``serving_default`` signature parses serialized tf.Examples (16 raw features), applies the Transform
+preprocessing and runs a wide-and-deep network. For each model, in one run:
+
+- ``floor``: the SavedModel signature called in this process (p50/p99 of one example, calls/s);
+- for REST and gRPC, batching off and on: one client (p50/p99 ms, requests/s) and 32 concurrent
+  clients (requests/s, p50/p99). Clients run in a separate process and send pre-encoded requests
+  (REST over raw keep-alive sockets), so the numbers are the server's, not a client library's.
+
+``taxi`` (DNN 100-70-50-25) is the realistic case: a sub-millisecond model, so per-request server
+work dominates and batching can only remove the model's share. ``taxi_large`` (DNN 3 x 2048) is
+inference-bound, the case batching is for.
+
+Goals: single-request p50 within 2 ms of the floor; batching >= 3x the throughput of no batching
+at 32 concurrent clients. Default run: about a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from mlpipe import _tf_env  # noqa: F401  (TF_USE_LEGACY_KERAS must be set before TensorFlow loads)
+
+# The raw features of the TFX Chicago taxi example, with the preprocessing its Transform applies.
+DENSE_FLOAT = ("trip_miles", "fare", "trip_seconds")  # z-score
+BUCKETIZED = ("pickup_latitude", "pickup_longitude", "dropoff_latitude", "dropoff_longitude")  # 10 buckets
+CATEGORICAL = {  # integer ids, one-hot (wide) and embedded (deep)
+    "trip_start_hour": 24,
+    "trip_start_day": 8,
+    "trip_start_month": 13,
+    "pickup_census_tract": 2000,
+    "dropoff_census_tract": 2000,
+    "pickup_community_area": 80,
+    "dropoff_community_area": 80,
+}
+VOCABULARY = ("payment_type", "company")  # vocabulary of 1000 + 10 OOV buckets
+EXAMPLE = {
+    "trip_miles": 2.5,
+    "fare": 9.75,
+    "trip_seconds": 720.0,
+    "pickup_latitude": 41.89,
+    "pickup_longitude": -87.63,
+    "dropoff_latitude": 41.92,
+    "dropoff_longitude": -87.65,
+    "trip_start_hour": 14,
+    "trip_start_day": 3,
+    "trip_start_month": 6,
+    "pickup_census_tract": 1201,
+    "dropoff_census_tract": 1404,
+    "pickup_community_area": 8,
+    "dropoff_community_area": 32,
+    "payment_type": "Credit Card",
+    "company": "Flash Cab",
+}
+PREDICT_PATH = "/tensorflow.serving.PredictionService/Predict"
+
+
+def build_model(export_dir: str, hidden: tuple[int, ...] = (100, 70, 50, 25)) -> None:
+    """Save a model shaped like TFX's taxi model: its serving signature parses raw tf.Examples, applies
+    the Transform preprocessing (z-scores, buckets, vocabularies) and runs a wide-and-deep network
+    (DNN 100-70-50-25). Weights are seeded; their values do not matter.
+    """
+    import tensorflow as tf
+
+    class Taxi(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            rng = tf.random.Generator.from_seed(7)
+            words = tf.constant([f"word{i}" for i in range(1000)])
+            self.vocabularies = [
+                tf.lookup.StaticHashTable(
+                    tf.lookup.KeyValueTensorInitializer(words, tf.range(1000, dtype=tf.int64)), -1
+                )
+                for _ in VOCABULARY
+            ]
+            self.boundaries = [sorted(float(41.6 + 0.05 * i) for i in range(9)) for _ in BUCKETIZED]
+            self.embeddings = [tf.Variable(rng.normal([size, 8]) * 0.1) for size in CATEGORICAL.values()]
+            self.embeddings += [tf.Variable(rng.normal([1010, 8]) * 0.1) for _ in VOCABULARY]
+            width = len(DENSE_FLOAT) + 8 * (len(CATEGORICAL) + len(VOCABULARY)) + 10 * len(BUCKETIZED)
+            self.deep = []
+            for units in hidden:
+                self.deep.append(
+                    (tf.Variable(rng.normal([width, units]) * 0.1), tf.Variable(tf.zeros([units])))
+                )
+                width = units
+            self.deep_out = tf.Variable(rng.normal([width, 1]) * 0.1)
+            wide_width = 10 * len(BUCKETIZED) + sum(CATEGORICAL.values()) + 1010 * len(VOCABULARY)
+            self.wide = tf.Variable(rng.normal([wide_width, 1]) * 0.01)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve(self, serialized):
+            spec = {name: tf.io.VarLenFeature(tf.float32) for name in DENSE_FLOAT + BUCKETIZED}
+            spec.update({name: tf.io.VarLenFeature(tf.int64) for name in CATEGORICAL})
+            spec.update({name: tf.io.VarLenFeature(tf.string) for name in VOCABULARY})
+            raw = tf.io.parse_example(serialized, spec)
+            batch = tf.shape(serialized)[0]
+
+            def fill_in_missing(sparse, default):  # TFX's _fill_in_missing
+                dense = tf.sparse.to_dense(
+                    tf.SparseTensor(sparse.indices, sparse.values, [tf.cast(batch, tf.int64), 1]), default
+                )
+                return tf.squeeze(dense, axis=1)
+
+            deep, wide = [], []
+            for name in DENSE_FLOAT:
+                value = fill_in_missing(raw[name], 0.0)
+                deep.append(tf.expand_dims((value - 10.0) / 25.0, 1))
+            for name, boundaries in zip(BUCKETIZED, self.boundaries, strict=True):
+                bucket = tf.raw_ops.Bucketize(input=fill_in_missing(raw[name], 0.0), boundaries=boundaries)
+                wide.append(tf.one_hot(bucket, 10))
+                deep.append(tf.one_hot(bucket, 10))
+            for (name, size), table in zip(CATEGORICAL.items(), self.embeddings, strict=False):
+                ids = tf.clip_by_value(fill_in_missing(raw[name], tf.constant(0, tf.int64)), 0, size - 1)
+                wide.append(tf.one_hot(ids, size))
+                deep.append(tf.nn.embedding_lookup(table, ids))
+            for name, vocabulary, table in zip(
+                VOCABULARY, self.vocabularies, self.embeddings[len(CATEGORICAL) :], strict=True
+            ):
+                text = fill_in_missing(raw[name], "")
+                ids = vocabulary.lookup(text)
+                ids = tf.where(ids < 0, 1000 + tf.strings.to_hash_bucket_fast(text, 10), ids)
+                wide.append(tf.one_hot(ids, 1010))
+                deep.append(tf.nn.embedding_lookup(table, ids))
+            x = tf.concat(deep, axis=1)
+            for weights, bias in self.deep:
+                x = tf.nn.relu(tf.matmul(x, weights) + bias)
+            logit = tf.matmul(x, self.deep_out) + tf.matmul(tf.concat(wide, axis=1), self.wide)
+            return {"output_0": tf.sigmoid(logit)}
+
+    model = Taxi()
+    tf.saved_model.save(model, export_dir, signatures={"serving_default": model.serve})
+
+
+def measure_floor(export_dir: str, serialized: bytes, seconds: float) -> dict[str, float]:
+    """The signature called in-process on one serialized example, as the server would call it."""
+    import tensorflow as tf
+
+    function = tf.saved_model.load(export_dir).signatures["serving_default"]
+    batch = tf.constant([serialized])
+    for _ in range(50):
+        function(examples=batch)["output_0"].numpy()
+    latencies = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        function(examples=tf.constant([serialized]))["output_0"].numpy()
+        latencies.append(time.perf_counter() - start)
+    return _summary(latencies, sum(latencies))
+
+
+def run_clients(
+    protocol: str, address: str, payload: bytes, concurrency: int, requests: int
+) -> dict[str, float]:
+    """Load from a separate process (so client work does not share the server's interpreter)."""
+    spec = json.dumps(
+        {
+            "protocol": protocol,
+            "address": address,
+            "payload": base64.b64encode(payload).decode("ascii"),
+            "concurrency": concurrency,
+            "requests": requests,
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--load-client"],
+        input=spec,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def load_client(spec: dict) -> dict[str, float]:
+    """Send ``requests`` pre-encoded requests from ``concurrency`` threads; latency per request."""
+    payload = base64.b64decode(spec["payload"])
+    concurrency, total = spec["concurrency"], spec["requests"]
+    host, port = spec["address"].rsplit(":", 1)
+    if spec["protocol"] == "grpc":
+        import grpc
+
+        channel = grpc.insecure_channel(spec["address"])
+        predict = channel.unary_unary(PREDICT_PATH)
+
+        def make_call():
+            return lambda: predict(payload, timeout=30)
+    else:
+        request = (
+            f"POST /v1/models/taxi:predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n"
+        ).encode() + payload
+
+        def make_call():
+            # A raw keep-alive socket: http.client costs more CPU than the server on a 2-core machine.
+            sock = socket.create_connection((host, int(port)), timeout=30)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def call():
+                sock.sendall(request)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += _receive(sock)
+                head, body = data.split(b"\r\n\r\n", 1)
+                length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+                while len(body) < length:
+                    body += _receive(sock)
+                if not head.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(head.split(b"\r\n", 1)[0])
+
+            return call
+
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    barrier = threading.Barrier(concurrency + 1)
+
+    def worker(count: int) -> None:
+        call = make_call()
+        try:
+            for _ in range(20):
+                call()
+        except Exception:
+            with lock:
+                errors[0] += 1
+        barrier.wait(timeout=120)
+        mine = []
+        for _ in range(count):
+            start = time.perf_counter()
+            try:
+                call()
+            except Exception:
+                with lock:
+                    errors[0] += 1
+            mine.append(time.perf_counter() - start)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(total // concurrency,)) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    barrier.wait(timeout=120)
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    summary = _summary(latencies, time.perf_counter() - started)
+    summary["errors"] = errors[0]
+    return summary
+
+
+def _receive(sock: socket.socket) -> bytes:
+    chunk = sock.recv(65536)
+    if not chunk:
+        raise ConnectionError("server closed the connection")
+    return chunk
+
+
+def _summary(latencies: list[float], elapsed: float) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1e3, 3),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3, 3),
+        "rps": round(len(ordered) / elapsed, 1),
+    }
+
+
+MODELS = {
+    # name: (description, DNN hidden layers, share of the default request counts)
+    "taxi": ("TFX-taxi-shaped: parse + transform + wide&deep DNN 100-70-50-25", (100, 70, 50, 25), 1.0),
+    "taxi_large": ("the same with a DNN of 3 x 2048 (inference-bound)", (2048, 2048, 2048), 0.4),
+}
+
+
+def measure_model(
+    tmp: str, name: str, hidden: tuple[int, ...], share: float, args: argparse.Namespace
+) -> dict:
+    """Floor, then each protocol with and without batching, single and concurrent clients."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    from mlpipe.serving import (
+        BatchingParameters,
+        ModelServer,
+        ServedModel,
+        publish_version,
+        serialize_example,
+    )
+
+    serialized = serialize_example(EXAMPLE)
+    bodies = {
+        "rest": json.dumps({"instances": [{"b64": base64.b64encode(serialized).decode("ascii")}]}).encode()
+    }
+    grpc_request = predict_pb2.PredictRequest()
+    grpc_request.model_spec.name = "taxi"
+    grpc_request.inputs["examples"].CopyFrom(tf.make_tensor_proto([serialized]))
+    bodies["grpc"] = grpc_request.SerializeToString()
+
+    export, base = os.path.join(tmp, name, "export"), os.path.join(tmp, name, "serving", "taxi")
+    build_model(export, hidden)
+    publish_version(export, base)
+    result: dict = {"floor": measure_floor(export, serialized, seconds=2.0)}
+    single, concurrent = int(args.single_requests * share), int(args.concurrent_requests * share)
+    batching = BatchingParameters(max_batch_size=64, batch_timeout_micros=5000, num_batch_threads=1)
+    for mode, params in (("no_batching", None), ("batching", batching)):
+        result[mode] = {}
+        with ModelServer(ServedModel("taxi", base), batching=params) as server:
+            for protocol, address in (("rest", server.rest_address), ("grpc", server.grpc_address)):
+                result[mode][protocol] = {
+                    "single": run_clients(protocol, address, bodies[protocol], 1, single),
+                    "concurrent": run_clients(
+                        protocol, address, bodies[protocol], args.concurrency, concurrent
+                    ),
+                }
+    result["overhead_p50_ms"] = {
+        protocol: round(result["no_batching"][protocol]["single"]["p50_ms"] - result["floor"]["p50_ms"], 3)
+        for protocol in ("rest", "grpc")
+    }
+    result["batching_speedup"] = {
+        protocol: round(
+            result["batching"][protocol]["concurrent"]["rps"]
+            / result["no_batching"][protocol]["concurrent"]["rps"],
+            2,
+        )
+        for protocol in ("rest", "grpc")
+    }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--single-requests", type=int, default=1500, help="requests per single-client run")
+    parser.add_argument("--concurrent-requests", type=int, default=4000, help="requests per 32-client run")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--load-client", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.load_client:
+        print(json.dumps(load_client(json.load(sys.stdin))))
+        return
+
+    logging.basicConfig(level=logging.WARNING)
+    started = time.perf_counter()
+    result: dict = {"benchmark": "serving", "cpus": os.cpu_count(), "request": "1 serialized tf.Example"}
+    with tempfile.TemporaryDirectory(prefix="mlpipe-bench-serving-") as tmp:
+        for name, (description, hidden, share) in MODELS.items():
+            result[name] = {"model": description, **measure_model(tmp, name, hidden, share, args)}
+    result["goals_met"] = {
+        "overhead_p50_under_2ms": all(v < 2.0 for m in MODELS for v in result[m]["overhead_p50_ms"].values()),
+        "batching_speedup_at_least_3x": {
+            m: all(v >= 3.0 for v in result[m]["batching_speedup"].values()) for m in MODELS
+        },
+    }
+    result["errors"] = sum(
+        run["errors"]
+        for m in MODELS
+        for mode in ("no_batching", "batching")
+        for protocol in result[m][mode].values()
+        for run in protocol.values()
+    )
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

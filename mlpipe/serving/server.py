@@ -1,0 +1,159 @@
+"""The built-in model server: TF Serving's REST and gRPC APIs over the models in a directory.
+
+For local work, notebooks, InfraValidator and tests where ``tensorflow_model_server`` is not
+installed. ``start()`` loads the models before it opens the ports (as TF Serving does), so once it
+returns every model with a version on disk answers requests::
+
+    with ModelServer([ServedModel("taxi", "/serving/taxi")]) as server:
+        Client(server.rest_address, model="taxi").predict(...)
+
+Ports default to 0 (any free port); read the bound ones from ``start()`` or the properties.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, NamedTuple
+
+from mlpipe import _tf_env  # noqa: F401  (TF_USE_LEGACY_KERAS must be set before TensorFlow loads)
+from mlpipe.errors import ServingError
+from mlpipe.serving.batching import Batcher, BatchingParameters
+from mlpipe.serving.config import ServedModel
+from mlpipe.serving.inference import InferenceRunner
+from mlpipe.serving.metrics import ServingMetrics
+from mlpipe.serving.model_manager import ModelManager
+from mlpipe.serving.rest import RestApi, RestServer
+
+if TYPE_CHECKING:
+    import grpc
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
+
+
+class ServerPorts(NamedTuple):
+    grpc: int
+    rest: int
+
+
+class ModelServer:
+    """Serves ``models`` until :meth:`stop`; also a context manager.
+
+    ``poll_wait_seconds`` is TF Serving's ``--file_system_poll_wait_seconds`` (0: look once at start).
+    ``batching`` turns request batching on. ``host`` is where both APIs listen: keep the loopback
+    default unless other machines must reach the server.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[ServedModel] | ServedModel,
+        *,
+        grpc_port: int = 0,
+        rest_port: int = 0,
+        host: str = "127.0.0.1",
+        poll_wait_seconds: float = 1.0,
+        batching: BatchingParameters | None = None,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    ):
+        self.models = [models] if isinstance(models, ServedModel) else list(models)
+        if not self.models:
+            raise ServingError("no models to serve; give at least one ServedModel(name, base_path)")
+        if poll_wait_seconds < 0:
+            raise ServingError(f"poll_wait_seconds must be >= 0, got {poll_wait_seconds}")
+        self.host = host
+        self.poll_wait_seconds = poll_wait_seconds
+        self.batching = batching
+        self.max_request_bytes = max_request_bytes
+        self._requested = ServerPorts(grpc_port, rest_port)
+        self._manager: ModelManager | None = None
+        self._batcher: Batcher | None = None
+        self._grpc: grpc.Server | None = None
+        self._rest: RestServer | None = None
+        self.ports: ServerPorts | None = None
+
+    def start(self) -> ServerPorts:
+        """Load the models, open both APIs and start watching the directories; returns the bound ports.
+
+        Raises ``ServingError`` if a model's versions all failed to load (a server that cannot serve
+        its model should not look healthy).
+        """
+        if self.ports is not None:
+            return self.ports
+        from mlpipe.serving.grpc_service import create_grpc_server
+
+        manager = self._manager = ModelManager(self.models)
+        try:
+            manager.poll()
+            failures = manager.load_failures()
+            if failures:
+                raise ServingError("; ".join(message for _, message in failures))
+            self._batcher = Batcher(self.batching) if self.batching else None
+            runner = InferenceRunner(manager, self._batcher)
+            metrics = ServingMetrics()
+            self._grpc, grpc_port = create_grpc_server(
+                runner, metrics, self.host, self._requested.grpc, self.max_request_bytes
+            )
+            self._rest = RestServer(
+                RestApi(runner, metrics), self.host, self._requested.rest, self.max_request_bytes
+            )
+            self._grpc.start()
+            self._rest.start()
+        except BaseException:
+            self.stop()
+            raise
+        manager.start_polling(self.poll_wait_seconds)
+        self.ports = ServerPorts(grpc_port, self._rest.port)
+        log.info(
+            "serving %s: gRPC %s, REST http://%s (batching %s)",
+            ", ".join(model.name for model in self.models),
+            self.grpc_address,
+            self.rest_address,
+            "on" if self.batching else "off",
+        )
+        return self.ports
+
+    def stop(self, grace_seconds: float = 2.0) -> None:
+        """Stop listening, let running requests finish (up to ``grace_seconds``), unload the models."""
+        if self._rest is not None:
+            self._rest.stop()
+        if self._grpc is not None:
+            self._grpc.stop(grace_seconds).wait()
+        if self._batcher is not None:
+            self._batcher.stop()
+        if self._manager is not None:
+            self._manager.stop()
+        if self.ports is not None:
+            log.info("model server stopped")
+        self._manager = self._batcher = self._grpc = self._rest = None
+        self.ports = None
+
+    @property
+    def rest_address(self) -> str:
+        """``host:port`` of the REST API (give it to ``Client``)."""
+        return _address(self.host, self._started().rest)
+
+    @property
+    def grpc_address(self) -> str:
+        """``host:port`` of the gRPC API (give it to ``Client(..., protocol="grpc")``)."""
+        return _address(self.host, self._started().grpc)
+
+    def _started(self) -> ServerPorts:
+        if self.ports is None:
+            raise ServingError("the model server is not running; call start() first")
+        return self.ports
+
+    def __enter__(self) -> ModelServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
