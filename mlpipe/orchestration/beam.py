@@ -17,6 +17,7 @@ from typing import Any
 
 from mlpipe.dsl.pipeline import Pipeline
 from mlpipe.errors import ComponentError, MlpipeError
+from mlpipe.io.beam import beam_pipeline_options
 from mlpipe.ir import PipelineIR
 from mlpipe.orchestration.local import new_run_id, select_nodes
 from mlpipe.orchestration.run_result import RunError, RunResult
@@ -63,18 +64,15 @@ class BeamDagRunner:
         enable_cache: bool | None = None,
     ) -> RunResult:
         import apache_beam as beam
-        from apache_beam.options.pipeline_options import PipelineOptions
 
         ir = pipeline.compile() if isinstance(pipeline, Pipeline) else pipeline
         selected = select_nodes(ir, from_nodes, only)
         result = RunResult(ir.name, run_id or new_run_id())
         ir_json = ir.to_json()
-        args = self.beam_pipeline_args
-        runner = None if any(a.startswith("--runner") for a in args) else _in_process_runner()
         started = time.perf_counter()
         step_results: list[dict] = []
         try:
-            with beam.Pipeline(runner=runner, options=PipelineOptions(args)) as p:
+            with beam.Pipeline(options=beam_pipeline_options(self.beam_pipeline_args)) as p:
                 start = p | "Start" >> beam.Create([None])
                 steps: dict[str, Any] = {}
                 for node_id in selected:
@@ -101,12 +99,6 @@ class BeamDagRunner:
         if not result.succeeded:
             raise RunError(result, "the same BeamDagRunner.run call (completed nodes come from the cache)")
         return result
-
-
-def _in_process_runner() -> Any:
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
-    return FnApiRunner()
 
 
 def _fill_from_metadata(

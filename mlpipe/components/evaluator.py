@@ -1,0 +1,317 @@
+"""Evaluator: TFMA metrics for a model on Examples, checked against thresholds → a ModelBlessing.
+
+Value thresholds judge the model alone; change thresholds compare it with ``baseline_model`` (the
+latest blessed model, from a ``Resolver``). When no baseline is wired (the first run), change
+thresholds are skipped so the first model can be blessed, as in TFX. The evaluation directory is
+TFMA's own output (``tfma.load_eval_result(uri)`` works) plus ``summary.txt``, the table logged.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from mlpipe.dsl.component import Component
+from mlpipe.dsl.context import ExecutionContext
+from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
+from mlpipe.errors import DataError, DefinitionError
+from mlpipe.types.standard import Examples, Model, ModelBlessing, ModelEvaluation, Schema
+
+SERVING_MODEL_DIR = "Format-Serving"
+SUMMARY_FILE = "summary.txt"
+DEFAULT_SIGNATURE = "serving_default"
+
+
+class Evaluator(Component):
+    """Evaluate ``model`` with a ``tfma.EvalConfig`` (proto or dict) on ``example_splits``.
+
+    Outputs ``evaluation`` (ModelEvaluation) and ``blessing`` (ModelBlessing: ``BLESSED`` or
+    ``NOT_BLESSED`` and custom property ``blessed``). A model that misses a threshold is a verdict,
+    not an error: the node succeeds and the blessing says no, so a Pusher downstream skips it.
+    """
+
+    SPEC = ComponentSpec(
+        inputs={
+            "examples": Examples,
+            "model": Model,
+            "baseline_model": InputSpec(Model, optional=True),
+            "schema": InputSpec(Schema, optional=True),
+        },
+        outputs={"evaluation": ModelEvaluation, "blessing": ModelBlessing},
+        parameters={
+            "eval_config": ParameterSpec(dict),
+            "example_splits": ParameterSpec(list, default=["eval"]),
+        },
+    )
+
+    def __init__(self, *, eval_config: Any, **kwargs: Any):
+        super().__init__(eval_config=eval_config_to_dict(eval_config), **kwargs)
+
+    @staticmethod
+    def execute(ctx: ExecutionContext) -> None:
+        model = ctx.input("model")
+        baseline = ctx.input("baseline_model")
+        examples = ctx.input("examples")
+        schema = ctx.input("schema")
+        evaluation = ctx.outputs["evaluation"]
+        blessing = ctx.outputs["blessing"]
+        splits = list(ctx.parameters["example_splits"])
+        eval_config = _eval_config(
+            ctx.node_id, ctx.parameters["eval_config"], has_baseline=baseline is not None
+        )
+
+        ctx.log.info(
+            "evaluating %s on splits %s%s",
+            model.uri,
+            splits,
+            f" against baseline {baseline.uri}" if baseline else "",
+        )
+        _run_tfma(
+            eval_config,
+            model_dir=_serving_dir(model.uri),
+            baseline_dir=_serving_dir(baseline.uri) if baseline else None,
+            patterns=[
+                os.path.join(examples.split_uri(s), "*.gz")
+                for s in _check_splits(ctx.node_id, examples, splits)
+            ],
+            schema_uri=schema.uri if schema else None,
+            output_path=evaluation.uri,
+            beam_pipeline_args=ctx.beam_pipeline_args,
+        )
+        blessed, table = _summarize(evaluation.uri, eval_config)
+        with open(os.path.join(evaluation.uri, SUMMARY_FILE), "w", encoding="utf-8") as f:
+            f.write(table + "\n")
+        ctx.log.info("evaluation of %s: %s\n%s", model.uri, "BLESSED" if blessed else "NOT BLESSED", table)
+        _write_blessing(blessing, blessed, model, baseline)
+
+
+def eval_config_to_dict(eval_config: Any) -> dict[str, Any]:
+    """A ``tfma.EvalConfig`` proto as a JSON dict (parameters must be JSON); dicts pass through."""
+    if isinstance(eval_config, dict):
+        return eval_config
+    if (
+        hasattr(eval_config, "DESCRIPTOR")
+        and eval_config.DESCRIPTOR.full_name == "tensorflow_model_analysis.EvalConfig"
+    ):
+        from google.protobuf import json_format
+
+        return json_format.MessageToDict(eval_config, preserving_proto_field_name=True)
+    raise DefinitionError(
+        f"Evaluator: eval_config must be a tfma.EvalConfig or a dict of its JSON form, got {type(eval_config).__name__}"
+    )
+
+
+def _eval_config(node_id: str, config: dict[str, Any], has_baseline: bool) -> Any:
+    """Parse the stored dict and name the models as TFMA expects for one candidate (+ baseline).
+
+    The candidate's ``model_specs`` entry defaults to the ``serving_default`` signature. Without a
+    baseline, TFMA's rubber-stamp mode drops change thresholds instead of failing.
+    """
+    import tensorflow_model_analysis as tfma
+    from google.protobuf import json_format
+
+    try:
+        parsed = json_format.ParseDict(config, tfma.EvalConfig())
+    except json_format.ParseError as error:
+        raise DefinitionError(f"{node_id}: eval_config is not a valid tfma.EvalConfig: {error}") from None
+    specs = [spec for spec in parsed.model_specs if not spec.is_baseline]
+    if len(specs) > 1:
+        raise DefinitionError(
+            f"{node_id}: eval_config has {len(specs)} candidate model_specs; the Evaluator takes one"
+        )
+    candidate = specs[0] if specs else tfma.ModelSpec()
+    candidate.name = ""
+    if not candidate.signature_name:
+        candidate.signature_name = DEFAULT_SIGNATURE
+    del parsed.model_specs[:]
+    parsed.model_specs.append(candidate)
+    return tfma.utils.update_eval_config_with_defaults(
+        parsed, has_baseline=has_baseline, rubber_stamp=not has_baseline
+    )
+
+
+def _set_model_type(eval_config: Any, model_name: str, model_dir: str) -> None:
+    """Tell TFMA whether the model is Keras, from its ``keras_metadata.pb``.
+
+    Left unset, TFMA finds out by loading the whole model with Keras once more, which costs seconds.
+    """
+    from tensorflow_model_analysis import constants
+
+    spec = next(spec for spec in eval_config.model_specs if spec.name == model_name)
+    if not spec.model_type:
+        keras = os.path.isfile(os.path.join(model_dir, "keras_metadata.pb"))
+        spec.model_type = constants.TF_KERAS if keras else constants.TF_GENERIC
+
+
+def _check_splits(node_id: str, examples: Any, splits: list[str]) -> list[str]:
+    if not splits:
+        raise DefinitionError(f"{node_id}: example_splits is empty; name at least one split, e.g. ['eval']")
+    for split in splits:
+        if not os.path.isdir(examples.split_uri(split)):
+            raise DataError(
+                f"{node_id}: split '{split}' not found at {examples.split_uri(split)}; "
+                f"the Examples have splits {examples.split_names or sorted(os.listdir(examples.uri))}"
+            )
+    return splits
+
+
+def _serving_dir(model_uri: str) -> str:
+    path = os.path.join(model_uri, SERVING_MODEL_DIR)
+    return path if os.path.isdir(path) else model_uri
+
+
+def _run_tfma(
+    eval_config: Any,
+    *,
+    model_dir: str,
+    baseline_dir: str | None,
+    patterns: list[str],
+    schema_uri: str | None,
+    output_path: str,
+    beam_pipeline_args: list[str],
+) -> None:
+    """One in-process Beam pipeline: read the splits, extract predictions, evaluate, write.
+
+    Each model is loaded once per worker through TFMA's shared model handle.
+    """
+    import apache_beam as beam
+    import tensorflow_model_analysis as tfma
+    from tfx_bsl.public import tfxio
+
+    from mlpipe.io.beam import beam_pipeline_options
+
+    named_dirs = [(_model_name(eval_config), model_dir)]
+    if baseline_dir is not None:
+        named_dirs.append((tfma.BASELINE_KEY, baseline_dir))
+    models = []
+    for name, directory in named_dirs:
+        _set_model_type(eval_config, name, directory)
+        models.append(tfma.default_eval_shared_model(directory, eval_config=eval_config, model_name=name))
+    schema = _read_schema(schema_uri) if schema_uri else None
+    source = tfxio.TFExampleRecord(
+        file_pattern=patterns, schema=schema, raw_record_column_name=tfma.ARROW_INPUT_COLUMN
+    )
+    adapter_config = None
+    if schema is not None:
+        adapter_config = tfxio.TensorAdapterConfig(source.ArrowSchema(), source.TensorRepresentations())
+    with beam.Pipeline(options=beam_pipeline_options(beam_pipeline_args)) as pipeline:
+        _ = (
+            pipeline
+            | "ReadExamples" >> source.BeamSource()
+            | "Evaluate"
+            >> tfma.ExtractEvaluateAndWriteResults(
+                eval_shared_model=models if len(models) > 1 else models[0],
+                eval_config=eval_config,
+                output_path=output_path,
+                display_only_data_location=",".join(patterns),
+                tensor_adapter_config=adapter_config,
+                schema=schema,
+            )
+        )
+
+
+def _model_name(eval_config: Any) -> str:
+    return next(spec.name for spec in eval_config.model_specs if not spec.is_baseline)
+
+
+def _read_schema(schema_uri: str) -> Any:
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    with open(os.path.join(schema_uri, "schema.pbtxt"), encoding="utf-8") as f:
+        return text_format.Parse(f.read(), schema_pb2.Schema())
+
+
+def _write_blessing(blessing: Any, blessed: bool, model: Any, baseline: Any) -> None:
+    os.makedirs(blessing.uri, exist_ok=True)
+    open(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"), "w").close()
+    blessing.set_custom_property("blessed", 1 if blessed else 0)
+    blessing.set_custom_property("current_model", model.uri)
+    if model.id is not None:
+        blessing.set_custom_property("current_model_id", model.id)
+    if baseline is not None:
+        blessing.set_custom_property("baseline_model", baseline.uri)
+        if baseline.id is not None:
+            blessing.set_custom_property("baseline_model_id", baseline.id)
+
+
+def _summarize(output_path: str, eval_config: Any) -> tuple[bool, str]:
+    """TFMA's verdict and a table of the candidate's scalar metrics: metric, slice, value, threshold, result.
+
+    Rows with a threshold say ``pass`` or ``FAIL``; diff rows (``metric (vs baseline)``) are the
+    change against the baseline that change thresholds judge.
+    """
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.metrics import metric_specs
+
+    validation = tfma.load_validation_result(output_path)
+    failed = {
+        (_slice_name(per_slice.slice_key), tfma.metrics.MetricKey.from_proto(failure.metric_key))
+        for per_slice in validation.metric_validations_per_slice
+        for failure in per_slice.failures
+    }
+    thresholds = metric_specs.metric_thresholds_from_metrics_specs(
+        eval_config.metrics_specs, eval_config=eval_config
+    )
+    rows = []
+    for metrics in tfma.load_metrics(output_path):
+        slice_key = tfma.slicer.deserialize_slice_key(metrics.slice_key)
+        slice_name = tfma.slicer.stringify_slice_key(slice_key)
+        for item in metrics.metric_keys_and_values:
+            key = tfma.metrics.MetricKey.from_proto(item.key)
+            if key.model_name == tfma.BASELINE_KEY or not item.value.HasField("double_value"):
+                continue
+            limits = [_threshold_text(t) for spec, t in thresholds.get(key, []) if _applies(spec, slice_key)]
+            result = "FAIL" if (slice_name, key) in failed else ("pass" if limits else "")
+            name = f"{key.name} (vs baseline)" if key.is_diff else key.name
+            rows.append((name, slice_name, f"{item.value.double_value.value:.4f}", "; ".join(limits), result))
+    rows.sort(key=lambda row: (row[1] != "Overall", row[1], row[0]))
+    rows.insert(0, ("metric", "slice", "value", "threshold", "result"))
+    lines = _table(rows)
+    if not validation.validation_ok and not failed:
+        lines.append(
+            f"not blessed: {validation.validation_details or validation.missing_slices or 'see validations'}"
+        )
+    return validation.validation_ok, "\n".join(lines)
+
+
+def _slice_name(slice_key_proto: Any) -> str:
+    import tensorflow_model_analysis as tfma
+
+    return tfma.slicer.stringify_slice_key(tfma.slicer.deserialize_slice_key(slice_key_proto))
+
+
+def _applies(slice_spec: Any, slice_key: Any) -> bool:
+    import tensorflow_model_analysis as tfma
+
+    if slice_spec is None:
+        return True
+    if not isinstance(slice_spec, tfma.SlicingSpec):
+        return False
+    return tfma.slicer.SingleSliceSpec(spec=slice_spec).is_slice_applicable(slice_key)
+
+
+def _threshold_text(threshold: Any) -> str:
+    """``>= 0.5``, ``<= 0.3``, or ``change >= -1e-10 (HIGHER_IS_BETTER)`` for one TFMA threshold."""
+    parts = []
+    if hasattr(threshold, "lower_bound"):
+        if threshold.HasField("lower_bound"):
+            parts.append(f">= {threshold.lower_bound.value:g}")
+        if threshold.HasField("upper_bound"):
+            parts.append(f"<= {threshold.upper_bound.value:g}")
+        return " and ".join(parts)
+    import tensorflow_model_analysis as tfma
+
+    direction = tfma.MetricDirection.Name(threshold.direction)
+    if threshold.HasField("absolute"):
+        parts.append(f"change {threshold.absolute.value:+g}")
+    if threshold.HasField("relative"):
+        parts.append(f"relative change {threshold.relative.value:+g}")
+    return f"{' and '.join(parts)} ({direction})"
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]

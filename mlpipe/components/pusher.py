@@ -1,0 +1,121 @@
+"""Pusher: publish a blessed model as a new TF Serving version, atomically.
+
+``push_destination={"filesystem": {"base_directory": DIR}}`` puts the model's ``Format-Serving``
+SavedModel at ``DIR/<version>/`` (the version is the time in seconds, above every existing one).
+A serving process may load a version the moment its directory appears, so the copy goes into a
+hidden sibling first and is renamed into place (``mlpipe.serving.layout.publish_version``): a
+killed push leaves at most a hidden ``.tmp-*`` directory, which the next push removes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from typing import Any
+
+from mlpipe.dsl.component import Component
+from mlpipe.dsl.context import ExecutionContext
+from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
+from mlpipe.errors import DefinitionError
+from mlpipe.types.artifact import Artifact
+from mlpipe.types.standard import InfraBlessing, Model, ModelBlessing, PushedModel
+
+SERVING_MODEL_DIR = "Format-Serving"
+# publish_version's staging directories: .tmp-<version>-<pid of the publishing process>
+_STAGING_NAME = re.compile(r"\.tmp-[0-9]+-([0-9]+)", re.ASCII)
+
+
+class Pusher(Component):
+    """Push ``model`` if ``model_blessing`` (and ``infra_blessing``, when wired) say blessed.
+
+    The ``pushed_model`` output records the verdict: custom properties ``pushed`` (1/0) and, when
+    pushed, ``pushed_destination`` (the version directory) and ``pushed_version``. An unblessed
+    model is not an error: nothing is written and ``pushed`` is 0.
+    """
+
+    SPEC = ComponentSpec(
+        inputs={
+            "model": Model,
+            "model_blessing": InputSpec(ModelBlessing, optional=True),
+            "infra_blessing": InputSpec(InfraBlessing, optional=True),
+        },
+        outputs={"pushed_model": PushedModel},
+        parameters={"push_destination": ParameterSpec(dict)},
+    )
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        base_directory(self.id, self.parameters["push_destination"])
+
+    @staticmethod
+    def execute(ctx: ExecutionContext) -> None:
+        from mlpipe.serving.layout import list_versions, publish_version
+
+        model = ctx.input("model")
+        pushed = ctx.outputs["pushed_model"]
+        os.makedirs(pushed.uri, exist_ok=True)
+        reason = _reason_not_to_push(model, ctx.input("model_blessing"), ctx.input("infra_blessing"))
+        if reason:
+            ctx.log.info("not pushing %s: %s", model.uri, reason)
+            pushed.set_custom_property("pushed", 0)
+            return
+        base = base_directory(ctx.node_id, ctx.parameters["push_destination"])
+        remove_stale_staging(base, ctx.log)
+        version = max(int(time.time()), max(list_versions(base), default=0) + 1)
+        version = publish_version(os.path.join(model.uri, SERVING_MODEL_DIR), base, version)
+        destination = os.path.join(base, str(version))
+        pushed.set_custom_property("pushed", 1)
+        pushed.set_custom_property("pushed_destination", destination)
+        pushed.set_custom_property("pushed_version", str(version))
+        ctx.log.info("pushed %s to %s", model.uri, destination)
+
+
+def base_directory(node_id: str, push_destination: dict[str, Any]) -> str:
+    """``push_destination['filesystem']['base_directory']``, or a DefinitionError saying the shape."""
+    directory = (push_destination.get("filesystem") or {}).get("base_directory")
+    if not isinstance(directory, str) or not directory:
+        raise DefinitionError(
+            f"{node_id}: push_destination must be {{'filesystem': {{'base_directory': '/path/to/serving/model'}}}}, "
+            f"got {push_destination!r}"
+        )
+    return directory
+
+
+def _reason_not_to_push(
+    model: Artifact, model_blessing: ModelBlessing | None, infra_blessing: InfraBlessing | None
+) -> str:
+    """Why ``model`` must not be pushed, or ``""`` when it may be."""
+    if model_blessing is not None:
+        if not model_blessing.blessed:
+            return f"the Evaluator did not bless it ({model_blessing.uri})"
+        blessed_id = model_blessing.get_custom_property("current_model_id")
+        if blessed_id is not None and model.id is not None and blessed_id != model.id:
+            return f"the blessing {model_blessing.uri} is for model {blessed_id}, not for model {model.id}"
+    if infra_blessing is not None and not infra_blessing.blessed:
+        return f"the InfraValidator did not bless it ({infra_blessing.uri})"
+    return ""
+
+
+def remove_stale_staging(base: str, log: Any) -> None:
+    """Delete hidden staging copies left by pushes whose process has died (killed mid-copy)."""
+    try:
+        names = os.listdir(base)
+    except FileNotFoundError:
+        return
+    for name in names:
+        match = _STAGING_NAME.fullmatch(name)
+        if match and not _process_alive(int(match.group(1))):
+            log.info("removing %s, left by an interrupted push", os.path.join(base, name))
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

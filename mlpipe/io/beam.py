@@ -1,0 +1,26 @@
+"""Beam pipeline options that work offline, shared by every Beam-running part of mlpipe.
+
+Beam >= 2.68's DirectRunner first tries the Prism runner, downloading its binary at run time —
+even with ``--direct_running_mode=in_memory`` — so on an offline machine every pipeline pays a
+failed download. Unless the arguments name a runner, mlpipe runs Beam in-process on the
+FnApiRunner, which still honours ``--direct_running_mode`` and ``--direct_num_workers``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def names_runner(beam_pipeline_args: Sequence[str]) -> bool:
+    return any(a == "--runner" or a.startswith("--runner=") for a in beam_pipeline_args)
+
+
+def beam_pipeline_options(beam_pipeline_args: Sequence[str]) -> Any:
+    """``PipelineOptions`` for the arguments, with the in-process FnApiRunner unless one is named."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    args = list(beam_pipeline_args)
+    if not names_runner(args):
+        args.append("--runner=FnApiRunner")
+    return PipelineOptions(args)

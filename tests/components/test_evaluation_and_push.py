@@ -1,0 +1,421 @@
+"""Evaluator, Pusher, InfraValidator and BulkInferrer on tiny models and synthetic examples.
+
+The models are TFX-shaped: a SavedModel under ``<uri>/Format-Serving`` whose ``serving_default``
+takes serialized tf.Examples (``examples``) and returns ``outputs`` [n, 1] probabilities. They are
+logistic regressions on two features (a ``tf.Module``: saving one takes a second, a Keras model
+tens of seconds), "trained" with a few numpy gradient steps; zero steps gives the constant 0.5.
+Pusher tests need no TensorFlow: a directory with a ``saved_model.pb`` is enough to publish.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from mlpipe import InputArtifact, OutputArtifact, Parameter, Pipeline, component
+from mlpipe.components.bulk_inferrer import BulkInferrer
+from mlpipe.components.evaluator import Evaluator, eval_config_to_dict
+from mlpipe.components.infra_validator import InfraValidator
+from mlpipe.components.pusher import Pusher
+from mlpipe.dsl import Resolver
+from mlpipe.dsl.context import ExecutionContext
+from mlpipe.errors import DefinitionError
+from mlpipe.metadata.config import sqlite
+from mlpipe.orchestration.local import LocalDagRunner
+from mlpipe.types import Examples, InferenceResult, InfraBlessing, Model, ModelBlessing, PushedModel, Schema
+
+# TFMA converts arrays to scalars once per example and metric; NumPy warns each time.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+EVAL_ROWS = 200
+EVAL_CONFIG = {
+    "model_specs": [{"label_key": "label"}],
+    "slicing_specs": [{}, {"feature_keys": ["group"]}],
+    "metrics_specs": [
+        {
+            "metrics": [
+                {"class_name": "ExampleCount"},
+                {
+                    "class_name": "BinaryAccuracy",
+                    "threshold": {
+                        "value_threshold": {"lower_bound": 0.5},
+                        "change_threshold": {"direction": "HIGHER_IS_BETTER", "absolute": -1e-10},
+                    },
+                },
+            ]
+        }
+    ],
+}
+
+
+# --- tiny data and models (TensorFlow imported on first use) ---------------------------------------
+
+
+def write_examples(examples_uri: str, split: str, rows: int, seed: int) -> None:
+    """``rows`` tf.Examples: floats x1, x2, a ``group`` slice, and label = x1 + x2 > 0."""
+    import numpy as np
+    import tensorflow as tf
+
+    from mlpipe.io.examples import write_examples as write_split
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 2))
+    records = []
+    for i, (x1, x2) in enumerate(x):
+        feature = {
+            "x1": tf.train.Feature(float_list=tf.train.FloatList(value=[x1])),
+            "x2": tf.train.Feature(float_list=tf.train.FloatList(value=[x2])),
+            "group": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"ab"[i % 2 : i % 2 + 1]])),
+            "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(x1 + x2 > 0)])),
+        }
+        records.append(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    write_split(os.path.join(examples_uri, f"Split-{split}"), records)
+
+
+def save_model(model_uri: str, train_steps: int, seed: int = 0) -> None:
+    """A logistic regression on (x1, x2) after ``train_steps`` gradient steps, as a TFX serving model."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(500, 2))
+    y = (x.sum(axis=1) > 0).astype(float)
+    w, b = np.zeros(2), 0.0
+    for _ in range(train_steps):
+        p = 1 / (1 + np.exp(-(x @ w + b)))
+        w, b = w - x.T @ (p - y) / len(y), b - float(np.mean(p - y))
+
+    class Logistic(tf.Module):
+        def __init__(self) -> None:
+            self.w = tf.Variable(w.reshape(2, 1), dtype=tf.float32)
+            self.b = tf.Variable(b, dtype=tf.float32)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve(self, examples):
+            spec = {name: tf.io.FixedLenFeature([1], tf.float32) for name in ("x1", "x2")}
+            features = tf.io.parse_example(examples, spec)
+            logits = tf.concat([features["x1"], features["x2"]], axis=1) @ self.w + self.b
+            return {"outputs": tf.sigmoid(logits)}
+
+    module = Logistic()
+    tf.saved_model.save(
+        module, os.path.join(model_uri, "Format-Serving"), signatures={"serving_default": module.serve}
+    )
+
+
+@component
+def synthetic_examples(examples: OutputArtifact[Examples], rows: Parameter[int] = EVAL_ROWS):
+    write_examples(examples.uri, "eval", rows, seed=1)
+    examples.split_names = ["eval"]
+
+
+@component
+def tiny_trainer(
+    examples: InputArtifact[Examples], model: OutputArtifact[Model], train_steps: Parameter[int] = 20
+):
+    save_model(model.uri, train_steps)
+
+
+@component
+def tiny_schema(schema: OutputArtifact[Schema]):
+    """The examples' schema, so the Evaluator reads them through it (as a pipeline with SchemaGen does)."""
+    features = [("x1", "FLOAT"), ("x2", "FLOAT"), ("group", "BYTES"), ("label", "INT")]
+    text = "".join(
+        f'feature {{ name: "{name}" type: {kind} presence {{ min_fraction: 1.0 }} shape {{ dim {{ size: 1 }} }} }}\n'
+        for name, kind in features
+    )
+    Path(schema.uri, "schema.pbtxt").write_text(text)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, str]:
+    """URIs of Examples (``eval`` split) and of a good, a constant and a corrupt model."""
+    root = tmp_path_factory.mktemp("models")
+    write_examples(str(root / "examples"), "eval", EVAL_ROWS, seed=1)
+    save_model(str(root / "good"), train_steps=20)
+    corrupt = root / "corrupt" / "Format-Serving"
+    corrupt.mkdir(parents=True)
+    (corrupt / "saved_model.pb").write_bytes(b"not a SavedModel")
+    return {name: str(root / name) for name in ("examples", "good", "corrupt")}
+
+
+def context(tmp_path: Path, inputs: dict, outputs: dict, parameters: dict) -> ExecutionContext:
+    """A hand-built execution: inputs as given, each output an empty directory under ``tmp_path``."""
+    for key, artifact in outputs.items():
+        artifact.uri = str(tmp_path / key)
+        os.makedirs(artifact.uri)
+    (tmp_path / "tmp").mkdir()
+    return ExecutionContext(
+        node_id="node", pipeline_name="test", run_id="run", execution_id=1,
+        inputs={key: [value] for key, value in inputs.items() if value is not None},
+        outputs=outputs, parameters=parameters, tmp_dir=str(tmp_path / "tmp"),
+    )  # fmt: skip
+
+
+def fake_saved_model(path: Path, big_file_bytes: int = 0) -> Path:
+    """A directory Pusher accepts as a SavedModel; optionally with a large file to make copies slow."""
+    serving = path / "Format-Serving"
+    (serving / "variables").mkdir(parents=True)
+    (serving / "saved_model.pb").write_bytes(b"graph")
+    (serving / "variables" / "variables.index").write_bytes(b"index")
+    if big_file_bytes:
+        with open(serving / "variables" / "variables.data-00000-of-00001", "wb") as f:
+            f.truncate(big_file_bytes)
+    return path
+
+
+def blessing(tmp_path: Path, blessed: bool, cls: type = ModelBlessing, model_id: int | None = None):
+    artifact = cls(uri=str(tmp_path), custom_properties={"blessed": int(blessed)})
+    if model_id is not None:
+        artifact.set_custom_property("current_model_id", model_id)
+    return artifact
+
+
+def push(tmp_path: Path, model: Model, base: Path, **blessings) -> PushedModel:
+    ctx = context(
+        tmp_path,
+        {"model": model, **blessings},
+        {"pushed_model": PushedModel()},
+        {"push_destination": {"filesystem": {"base_directory": str(base)}}},
+    )
+    Pusher.execute(ctx)
+    return ctx.outputs["pushed_model"]
+
+
+# --- Pusher (no TensorFlow) ------------------------------------------------------------------------
+
+
+def test_pusher_publishes_blessed_model_as_new_numeric_version(tmp_path):
+    model = Model(uri=str(fake_saved_model(tmp_path / "model")), id=5)
+    base = tmp_path / "serving"
+    started = int(time.time())
+    first = push(tmp_path / "p1", model, base, model_blessing=blessing(tmp_path, True, model_id=5))
+    second = push(tmp_path / "p2", model, base)  # no blessing wired: pushed, as in TFX
+
+    assert first.get_custom_property("pushed") == 1
+    version = int(first.get_custom_property("pushed_version"))
+    assert version >= started
+    assert (base / str(version) / "saved_model.pb").read_bytes() == b"graph"
+    assert first.get_custom_property("pushed_destination") == str(base / str(version))
+    assert int(second.get_custom_property("pushed_version")) > version  # even within the same second
+    assert sorted(os.listdir(base)) == sorted([str(version), second.get_custom_property("pushed_version")])
+
+
+@pytest.mark.parametrize(
+    "model_blessed, blessed_model_id, infra_blessed",
+    [(False, 5, None), (True, 5, False), (True, 6, None)],
+    ids=["not-blessed", "not-infra-blessed", "blessing-of-another-model"],
+)
+def test_pusher_pushes_nothing_without_every_blessing(
+    tmp_path, model_blessed, blessed_model_id, infra_blessed
+):
+    model = Model(uri=str(fake_saved_model(tmp_path / "model")), id=5)
+    base = tmp_path / "serving"
+    push(tmp_path / "p1", model, base)
+    before = sorted(os.listdir(base))
+    wired = {"model_blessing": blessing(tmp_path / "b1", model_blessed, model_id=blessed_model_id)}
+    if infra_blessed is not None:
+        wired["infra_blessing"] = blessing(tmp_path / "b2", infra_blessed, cls=InfraBlessing)
+
+    pushed = push(tmp_path / "p2", model, base, **wired)
+
+    assert pushed.get_custom_property("pushed") == 0
+    assert sorted(os.listdir(base)) == before
+
+
+def test_pusher_rejects_malformed_destination():
+    with pytest.raises(DefinitionError, match="base_directory"):
+        Pusher(model=tiny_trainer(examples=synthetic_examples().outputs["examples"]).outputs["model"],
+               push_destination={"filesystem": {}})  # fmt: skip
+
+
+KILLED_PUSH = textwrap.dedent(
+    """
+    import logging, sys
+    from mlpipe.components.pusher import Pusher
+    from mlpipe.dsl.context import ExecutionContext
+    from mlpipe.types import Model, PushedModel
+
+    model_uri, base, out = sys.argv[1:]
+    Pusher.execute(ExecutionContext(
+        node_id="Pusher", pipeline_name="p", run_id="r", execution_id=1, inputs={"model": [Model(uri=model_uri)]},
+        outputs={"pushed_model": PushedModel(uri=out)},
+        parameters={"push_destination": {"filesystem": {"base_directory": base}}}, tmp_dir=out,
+    ))
+    """
+)
+
+
+def test_pusher_killed_mid_copy_never_exposes_a_partial_version(tmp_path):
+    model = fake_saved_model(tmp_path / "model", big_file_bytes=512 * 1024 * 1024)
+    base = tmp_path / "serving"
+    base.mkdir()
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_PUSH, str(model), str(base), str(tmp_path / "out")]
+    )
+    deadline = time.monotonic() + 60
+    try:
+        while not any(name.startswith(".tmp-") for name in os.listdir(base)):
+            assert child.poll() is None, "the push finished before it could be killed"
+            assert time.monotonic() < deadline, "the push never started copying"
+            time.sleep(0.001)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+
+    left = os.listdir(base)
+    assert [name for name in left if name.isdigit()] == []
+    assert len(left) == 1 and left[0].startswith(".tmp-")
+
+    pushed = push(tmp_path / "later", Model(uri=str(fake_saved_model(tmp_path / "small"))), base)
+    version = pushed.get_custom_property("pushed_version")
+    assert os.listdir(base) == [version]  # the dead push's staging copy is gone
+    assert (base / version / "saved_model.pb").is_file()
+
+
+# --- Evaluator + Pusher in a pipeline, with the latest blessed model as baseline -----------------
+
+
+def evaluation_pipeline(root: Path, serving: Path, train_steps: int, eval_config=EVAL_CONFIG) -> Pipeline:
+    examples = synthetic_examples()
+    schema = tiny_schema()
+    trainer = tiny_trainer(examples=examples.outputs["examples"], train_steps=train_steps)
+    baseline = Resolver(strategy="latest_blessed_model", model=Model, model_blessing=ModelBlessing)
+    evaluator = Evaluator(
+        examples=examples.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["model"],
+        schema=schema.outputs["schema"],
+        eval_config=eval_config,
+    )
+    pusher = Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination={"filesystem": {"base_directory": str(serving)}},
+    )
+    return Pipeline(
+        "evaluation", str(root / "pipeline"), [examples, schema, trainer, baseline, evaluator, pusher],
+        metadata=sqlite(root / "metadata.sqlite"),
+    )  # fmt: skip
+
+
+@pytest.mark.e2e
+def test_evaluator_blesses_good_model_then_rejects_worse_one_against_it(tmp_path):
+    import tensorflow_model_analysis as tfma
+    from google.protobuf import json_format
+
+    serving = tmp_path / "serving"
+    runner = LocalDagRunner(progress=False)
+
+    first = runner.run(evaluation_pipeline(tmp_path, serving, train_steps=20))
+    blessing1 = first.results["Evaluator"].outputs["blessing"][0]
+    evaluation = first.results["Evaluator"].outputs["evaluation"][0]
+    assert blessing1.get_custom_property("blessed") == 1
+    assert os.path.exists(os.path.join(blessing1.uri, "BLESSED"))
+    assert "baseline_model_id" not in blessing1.custom_properties  # first run: change thresholds skipped
+    result = tfma.load_eval_result(evaluation.uri)
+    overall = dict(result.slicing_metrics)[()][""][""]
+    assert overall["example_count"]["doubleValue"] == EVAL_ROWS
+    assert overall["binary_accuracy"]["doubleValue"] > 0.9
+    summary = Path(evaluation.uri, "summary.txt").read_text()
+    assert "binary_accuracy" in summary and "pass" in summary and "FAIL" not in summary
+    pushed1 = first.results["Pusher"].outputs["pushed_model"][0]
+    assert pushed1.get_custom_property("pushed") == 1
+    version = pushed1.get_custom_property("pushed_version")
+    assert (serving / version / "saved_model.pb").is_file()
+
+    as_proto = json_format.ParseDict(EVAL_CONFIG, tfma.EvalConfig())  # a proto works as well as its dict
+    second = runner.run(evaluation_pipeline(tmp_path, serving, train_steps=0, eval_config=as_proto))
+    blessing2 = second.results["Evaluator"].outputs["blessing"][0]
+    first_model = first.results["tiny_trainer"].outputs["model"][0]
+    assert blessing2.get_custom_property("blessed") == 0
+    assert os.path.exists(os.path.join(blessing2.uri, "NOT_BLESSED"))
+    assert blessing2.get_custom_property("baseline_model_id") == first_model.id
+    summary2 = Path(second.results["Evaluator"].outputs["evaluation"][0].uri, "summary.txt").read_text()
+    assert "binary_accuracy (vs baseline)" in summary2 and "FAIL" in summary2
+    assert second.results["Pusher"].outputs["pushed_model"][0].get_custom_property("pushed") == 0
+    assert os.listdir(serving) == [version]
+
+
+def test_eval_config_must_be_a_proto_or_dict():
+    assert eval_config_to_dict(EVAL_CONFIG) is EVAL_CONFIG
+    with pytest.raises(DefinitionError, match="tfma.EvalConfig"):
+        eval_config_to_dict("metrics: auc")
+
+
+# --- InfraValidator --------------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("model_name, blessed", [("good", True), ("corrupt", False)])
+def test_infra_validator_serves_model_in_a_separate_process(tmp_path, models, model_name, blessed, caplog):
+    ctx = context(
+        tmp_path,
+        {"model": Model(uri=models[model_name]), "examples": Examples(uri=models["examples"])},
+        {"blessing": InfraBlessing()},
+        {"request_spec": {"num_examples": 3, "split": "eval"}, "max_loading_seconds": 180.0},
+    )
+    with caplog.at_level("INFO", logger="mlpipe"):
+        InfraValidator.execute(ctx)
+
+    out = ctx.outputs["blessing"]
+    assert out.get_custom_property("blessed") == int(blessed)
+    assert os.listdir(out.uri) == ["INFRA_BLESSED" if blessed else "INFRA_NOT_BLESSED"]
+    expected = "answered predict on 3 example" if blessed else "corrupt SavedModel|failed to load"
+    assert any(re.search(expected, r.getMessage()) for r in caplog.records)
+
+
+# --- BulkInferrer ----------------------------------------------------------------------------------
+
+
+def read_prediction_logs(uri: str) -> list:
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    files = tf.io.gfile.glob(os.path.join(uri, "prediction_logs-*.gz"))
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return [prediction_log_pb2.PredictionLog.FromString(r) for r in dataset.as_numpy_iterator()]
+
+
+@pytest.mark.e2e
+def test_bulk_inferrer_writes_one_prediction_log_per_example(tmp_path, models):
+    examples = Examples(uri=models["examples"])
+    examples.split_names = ["eval"]
+    ctx = context(
+        tmp_path,
+        {
+            "examples": examples,
+            "model": Model(uri=models["good"]),
+            "model_blessing": blessing(tmp_path, True),
+        },
+        {"inference_result": InferenceResult()},
+        {"data_spec": {"example_splits": ["eval"]}},
+    )
+    BulkInferrer.execute(ctx)
+
+    logs = read_prediction_logs(ctx.outputs["inference_result"].uri)
+    assert len(logs) == EVAL_ROWS
+    first = logs[0].predict_log
+    assert first.request.inputs["examples"].string_val  # the serialized example that was scored
+    assert 0.0 <= first.response.outputs["outputs"].float_val[0] <= 1.0
+
+
+def test_bulk_inferrer_infers_nothing_with_an_unblessed_model(tmp_path):
+    ctx = context(
+        tmp_path,
+        {"examples": Examples(uri=str(tmp_path)), "model": Model(uri=str(tmp_path)),
+         "model_blessing": blessing(tmp_path, False)},
+        {"inference_result": InferenceResult()},
+        {"data_spec": {}},
+    )  # fmt: skip
+    BulkInferrer.execute(ctx)
+    assert os.listdir(ctx.outputs["inference_result"].uri) == []
