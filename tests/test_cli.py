@@ -147,3 +147,18 @@ def test_import_mlpipe_and_help_stay_light():
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu_seconds.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     assert min(cpu_seconds) < 0.5, cpu_seconds
+
+
+def test_serve_help_shows_the_serving_flags():
+    res = subprocess.run(
+        [sys.executable, "-m", "mlpipe.cli", "serve", "--help"], capture_output=True, text=True
+    )
+    assert res.returncode == 0
+    for flag in (
+        "--model_name",
+        "--model_base_path",
+        "--model_config_file",
+        "--rest_api_port",
+        "--enable_batching",
+    ):
+        assert flag in res.stdout
