@@ -19,6 +19,7 @@ from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
 from mlpipe.errors import DefinitionError
+from mlpipe.io.processes import process_alive
 from mlpipe.types.artifact import Artifact
 from mlpipe.types.standard import InfraBlessing, Model, ModelBlessing, PushedModel
 
@@ -106,16 +107,6 @@ def remove_stale_staging(base: str, log: Any) -> None:
         return
     for name in names:
         match = _STAGING_NAME.fullmatch(name)
-        if match and not _process_alive(int(match.group(1))):
+        if match and not process_alive(int(match.group(1))):
             log.info("removing %s, left by an interrupted push", os.path.join(base, name))
             shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

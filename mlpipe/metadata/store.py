@@ -57,29 +57,22 @@ class MetadataStore:
 
     # --- types ---------------------------------------------------------------------------------
     def artifact_type_id(self, cls: type[Artifact]) -> int:
-        key = ("artifact", cls.TYPE_NAME)
-        if key not in self._type_ids:
-            t = self._pb.ArtifactType(name=cls.TYPE_NAME)
-            for name, ptype in cls.PROPERTIES.items():
-                t.properties[name] = self._pb.PropertyType.Value(ptype)
-            self._type_ids[key] = self.db.call(
-                self.db.mlmd.put_artifact_type, t, can_add_fields=True, can_omit_fields=True
-            )
-        return self._type_ids[key]
+        t = self._pb.ArtifactType(name=cls.TYPE_NAME)
+        for name, ptype in cls.PROPERTIES.items():
+            t.properties[name] = self._pb.PropertyType.Value(ptype)
+        return self._type_id(t, self.db.mlmd.put_artifact_type)
 
     def execution_type_id(self, name: str) -> int:
-        key = ("execution", name)
-        if key not in self._type_ids:
-            t = self._pb.ExecutionType(name=name)
-            self._type_ids[key] = self.db.call(
-                self.db.mlmd.put_execution_type, t, can_add_fields=True, can_omit_fields=True
-            )
-        return self._type_ids[key]
+        return self._type_id(self._pb.ExecutionType(name=name), self.db.mlmd.put_execution_type)
 
     def _context_type_id(self, name: str) -> int:
-        key = ("context", name)
+        return self._type_id(self._pb.ContextType(name=name), self.db.mlmd.put_context_type)
+
+    def _type_id(self, type_proto: Any, put: Any) -> int:
+        """Register a type once per store object (MLMD accepts re-registration; it costs a write)."""
+        key = (type(type_proto).__name__, type_proto.name)
         if key not in self._type_ids:
-            self._type_ids[key] = self.db.call(self.db.mlmd.put_context_type, self._pb.ContextType(name=name))
+            self._type_ids[key] = self.db.call(put, type_proto, can_add_fields=True, can_omit_fields=True)
         return self._type_ids[key]
 
     def artifact_type(self, type_id: int) -> Any:

@@ -27,6 +27,7 @@ from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.resolver import Resolver
 from mlpipe.errors import ComponentError, MetadataError, ValidationFailure
+from mlpipe.io.processes import process_alive
 from mlpipe.ir import NodeIR, PipelineIR
 from mlpipe.metadata.config import MetadataConfig, from_environment
 from mlpipe.metadata.store import (
@@ -257,7 +258,7 @@ def _clean_up_dead_executions(store: MetadataStore, contexts: Contexts, root: st
         if execution.last_known_state != pb.Execution.RUNNING or execution_property(execution, HOST) != host:
             continue
         pid = execution_property(execution, PID)
-        if pid == os.getpid() or _process_alive(pid):
+        if pid == os.getpid() or process_alive(pid):
             continue
         outputs = store.output_artifacts(execution.id)
         artifacts = [a for arts in outputs.values() for a in arts]
@@ -272,15 +273,3 @@ def _clean_up_dead_executions(store: MetadataStore, contexts: Contexts, root: st
             execution.id,
             pid,
         )
-
-
-def _process_alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from mlpipe.types.artifact import Artifact
@@ -41,6 +41,19 @@ def _splits(artifact: Artifact) -> list[str]:
     return sorted(d[len("Split-") :] for d in os.listdir(artifact.uri) if d.startswith("Split-"))
 
 
+def _split_protos(
+    artifact: Artifact, filename: str, proto_class: Any, sections: list[Section]
+) -> Iterator[tuple[str, Any]]:
+    """(split, parsed ``Split-<split>/<filename>``) per split; a missing file adds a note to ``sections``."""
+    for split in _splits(artifact):
+        path = os.path.join(artifact.split_uri(split), filename)
+        if not os.path.isfile(path):
+            sections.append(_missing(path))
+            continue
+        with open(path, "rb") as f:
+            yield split, proto_class.FromString(f.read())
+
+
 def _missing(path: str) -> Preformatted:
     return Preformatted(os.path.basename(path), f"not found: {path}")
 
@@ -54,13 +67,9 @@ def _statistics(artifact: Artifact) -> tuple[Section, ...]:
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
     sections: list[Section] = []
-    for split in _splits(artifact):
-        path = os.path.join(artifact.split_uri(split), STATS_FILE)
-        if not os.path.isfile(path):
-            sections.append(_missing(path))
-            continue
-        with open(path, "rb") as f:
-            stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+    for split, stats in _split_protos(
+        artifact, STATS_FILE, statistics_pb2.DatasetFeatureStatisticsList, sections
+    ):
         for dataset in stats.datasets:
             sections.extend(_dataset_tables(split, dataset))
     return tuple(sections)
@@ -175,13 +184,7 @@ def _anomalies(artifact: Artifact) -> tuple[Section, ...]:
     from tensorflow_metadata.proto.v0 import anomalies_pb2
 
     sections: list[Section] = []
-    for split in _splits(artifact):
-        path = os.path.join(artifact.split_uri(split), ANOMALIES_FILE)
-        if not os.path.isfile(path):
-            sections.append(_missing(path))
-            continue
-        with open(path, "rb") as f:
-            anomalies = anomalies_pb2.Anomalies.FromString(f.read())
+    for split, anomalies in _split_protos(artifact, ANOMALIES_FILE, anomalies_pb2.Anomalies, sections):
         rows = [
             (name, info.short_description, info.description) for name, info in anomalies.anomaly_info.items()
         ]
