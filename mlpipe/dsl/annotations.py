@@ -17,6 +17,11 @@ class ModuleFile(str):
     """A parameter holding the path of a user module (``preprocessing_fn``, ``run_fn``, ...)."""
 
 
+class FunctionPath(str):
+    """A parameter naming a user function by import path (``"pkg.module.run_fn"``); the content of
+    its module is part of the cache key, as a ModuleFile's is."""
+
+
 @dataclass(frozen=True)
 class _Annotation:
     role: str  # "input" | "output" | "parameter"

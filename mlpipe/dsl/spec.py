@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlpipe.dsl.annotations import ModuleFile
+from mlpipe.dsl.annotations import FunctionPath, ModuleFile
 from mlpipe.errors import DefinitionError
 from mlpipe.types.artifact import Artifact
 
-PARAMETER_TYPES = (int, float, str, bool, dict, list, ModuleFile)
+PARAMETER_TYPES = (int, float, str, bool, dict, list, ModuleFile, FunctionPath)
 
 
 class _Required:
@@ -33,7 +33,7 @@ class InputSpec:
 
 @dataclass(frozen=True)
 class ParameterSpec:
-    """A typed parameter; ``type`` is one of int, float, str, bool, dict, list, ModuleFile."""
+    """A typed parameter; ``type`` is one of int, float, str, bool, dict, list, ModuleFile, FunctionPath."""
 
     type: type
     default: Any = REQUIRED
@@ -53,8 +53,8 @@ class ParameterSpec:
             ok = False
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             ok, value = True, float(value)
-        if expected is ModuleFile and isinstance(value, str):
-            ok, value = True, ModuleFile(value)
+        if expected in (ModuleFile, FunctionPath) and isinstance(value, str):
+            ok, value = True, expected(value)
         if expected is list and isinstance(value, tuple):
             ok, value = True, list(value)
         if not ok:

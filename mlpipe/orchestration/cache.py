@@ -1,7 +1,7 @@
 """Cache keys: what must be equal for a previous execution's outputs to stand in for a new one.
 
 The key covers the component's identity, its VERSION and its *source code* (so editing an
-executor re-runs it), the parameters, the contents of every ModuleFile parameter (user module
+executor re-runs it), the parameters, the contents of every ModuleFile or FunctionPath parameter (user module
 code), the ids of the input artifacts, and the declared outputs.
 """
 
@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from mlpipe.dsl.annotations import ModuleFile
+from mlpipe.dsl.annotations import FunctionPath, ModuleFile
 from mlpipe.dsl.component import Component, FunctionComponent
 from mlpipe.errors import DefinitionError
 from mlpipe.ir import NodeIR
@@ -66,7 +66,9 @@ def module_file_hashes(cls: type[Component], node: NodeIR) -> dict[str, str]:
     hashes = {}
     for name, spec in cls.SPEC.parameters.items():
         value = node.parameters.get(name)
-        if spec.type is ModuleFile and value:
+        if spec.type is FunctionPath and value:
+            value = value.rpartition(".")[0]  # the module that defines the function
+        if spec.type in (ModuleFile, FunctionPath) and value:
             with open(module_file_path(node.id, name, value), "rb") as f:
                 hashes[name] = _sha256(f.read())
     return hashes

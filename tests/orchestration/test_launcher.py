@@ -240,3 +240,24 @@ def test_fingerprint_covers_base_classes_and_version(tmp_path, monkeypatch):
     assert component_fingerprint(load("v1_again", "a")) == original
     assert component_fingerprint(load("base_edited", "b")) != original  # only the base class changed
     assert component_fingerprint(load("bumped", "a", version="2")) != original
+
+
+def test_function_path_parameters_hash_their_module(tmp_path, monkeypatch):
+    from mlpipe import Component, ComponentSpec
+    from mlpipe.dsl import FunctionPath, ParameterSpec
+    from mlpipe.ir import NodeIR
+    from mlpipe.orchestration.cache import module_file_hashes
+
+    class UsesFunction(Component):
+        SPEC = ComponentSpec(parameters={"run_fn": ParameterSpec(FunctionPath)})
+
+    package = tmp_path / "userpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "train.py").write_text("def run_fn(args):\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    node = NodeIR("n", "x:UsesFunction", None, {"run_fn": "userpkg.train.run_fn"}, {}, {}, ())
+    before = module_file_hashes(UsesFunction, node)
+    (package / "train.py").write_text("def run_fn(args):\n    return 2\n")
+    assert module_file_hashes(UsesFunction, node) != before
+    assert UsesFunction(run_fn="userpkg.train.run_fn").parameters["run_fn"] == "userpkg.train.run_fn"

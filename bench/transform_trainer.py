@@ -1,0 +1,78 @@
+"""Transform and Trainer on the full taxi sample (15k rows), through the standard data components.
+
+Prints one JSON line: executor seconds (wall and this process's CPU for the whole run) of
+Transform and of Trainer (taxi_module's run_fn, --train-steps steps), plus the row counts.
+Reference on this machine kind: TFX 1.16's Transform took 61 s and its Trainer 35 s on this data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from mlpipe import Pipeline
+from mlpipe.components.example_gen import CsvExampleGen
+from mlpipe.components.schema_gen import SchemaGen
+from mlpipe.components.statistics_gen import StatisticsGen
+from mlpipe.components.trainer import Trainer
+from mlpipe.components.transform import Transform
+from mlpipe.metadata.config import sqlite
+from mlpipe.orchestration.local import LocalDagRunner
+
+REPO = Path(__file__).parents[1]
+
+
+def build(root: str, input_base: str, train_steps: int) -> Pipeline:
+    example_gen = CsvExampleGen(input_base=input_base)
+    statistics = StatisticsGen(examples=example_gen.outputs["examples"])
+    schema = SchemaGen(statistics=statistics.outputs["statistics"])
+    transform = Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema.outputs["schema"],
+        module_file=str(REPO / "components" / "taxi_module.py"),
+    )
+    trainer = Trainer(
+        examples=transform.outputs["transformed_examples"],
+        schema=schema.outputs["schema"],
+        transform_graph=transform.outputs["transform_graph"],
+        module_file=str(REPO / "components" / "taxi_module.py"),
+        train_args={"num_steps": train_steps},
+        eval_args={"num_steps": 50},
+        custom_config={"epochs": 2},
+    )
+    components = [example_gen, statistics, schema, transform, trainer]
+    return Pipeline("bench_tt", root, components, metadata=sqlite(os.path.join(root, "metadata.sqlite")))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--input-base", default=str(REPO / "examples" / "data"))
+    parser.add_argument("--train-steps", type=int, default=1000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as root:
+        started, cpu = time.perf_counter(), time.process_time()
+        result = LocalDagRunner(max_workers=1, progress=False).run(
+            build(root, args.input_base, args.train_steps)
+        )
+        transformed = result.results["Transform"].outputs["transformed_examples"][0]
+        report = {
+            "bench": "transform_trainer",
+            "transform_s": round(result.results["Transform"].executor_seconds, 2),
+            "trainer_s": round(result.results["Trainer"].executor_seconds, 2),
+            "train_steps": args.train_steps,
+            "rows": {s: transformed.get_custom_property(f"num_rows_{s}") for s in transformed.split_names},
+            "run_wall_s": round(time.perf_counter() - started, 2),
+            "run_cpu_s": round(time.process_time() - cpu, 2),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        }
+    json.dump(report, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
