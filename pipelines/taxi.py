@@ -1,0 +1,111 @@
+"""The Chicago taxi pipeline of the book "Building ML Pipelines", on mlpipe.
+
+ExampleGen -> StatisticsGen -> ExampleValidator (against the curated schema) -> Transform ->
+Trainer -> Evaluator (against the latest blessed model) -> Pusher (a TensorFlow Serving model
+directory). The module code (preprocessing_fn, run_fn) is ``components/taxi_module.py``.
+
+The schema was inferred once by SchemaGen and reviewed (``pipelines/schema/schema.pbtxt`` says
+what changed); the pipeline imports it, as the book recommends once a schema is curated.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mlpipe import Pipeline, Resolver
+from mlpipe.components.evaluator import Evaluator
+from mlpipe.components.example_gen import CsvExampleGen
+from mlpipe.components.example_validator import ExampleValidator
+from mlpipe.components.pusher import Pusher
+from mlpipe.components.schema_gen import ImportSchemaGen
+from mlpipe.components.statistics_gen import StatisticsGen
+from mlpipe.components.trainer import Trainer
+from mlpipe.components.transform import Transform
+from mlpipe.metadata.config import MetadataConfig
+from mlpipe.types import Model, ModelBlessing
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_ROOT = os.path.join(REPO, "examples", "data")
+MODULE_FILE = os.path.join(REPO, "components", "taxi_module.py")
+SCHEMA_FILE = os.path.join(REPO, "pipelines", "schema", "schema.pbtxt")
+
+# Bless a model when its accuracy is at least 0.6 and not lower than the serving (baseline) model's.
+EVAL_CONFIG = {
+    "model_specs": [
+        {
+            "signature_name": "serving_default",
+            "label_key": "big_tipper",
+            "preprocessing_function_names": ["transform_features"],
+        }
+    ],
+    "slicing_specs": [{}, {"feature_keys": ["payment_type"]}],
+    "metrics_specs": [
+        {
+            "metrics": [
+                {"class_name": "ExampleCount"},
+                {
+                    "class_name": "BinaryAccuracy",
+                    "threshold": {
+                        "value_threshold": {"lower_bound": 0.6},
+                        "change_threshold": {"direction": "HIGHER_IS_BETTER", "absolute": -1e-10},
+                    },
+                },
+            ]
+        }
+    ],
+}
+
+
+def create_pipeline(
+    pipeline_root: str | None = None,
+    serving_model_dir: str | None = None,
+    data_root: str = DATA_ROOT,
+    module_file: str = MODULE_FILE,
+    schema_file: str = SCHEMA_FILE,
+    train_steps: int = 1000,
+    eval_steps: int = 150,
+    custom_config: dict | None = None,
+    metadata: MetadataConfig | None = None,
+    name: str = "taxi",
+) -> Pipeline:
+    """Defaults: runs under ``$MLPIPE_TAXI_ROOT`` (or ./runs/taxi), serving dir beside it."""
+    base = os.environ.get("MLPIPE_TAXI_ROOT", os.path.join(os.getcwd(), "runs", "taxi"))
+    pipeline_root = pipeline_root or os.path.join(base, "root")
+    serving_model_dir = serving_model_dir or os.path.join(base, "serving", "taxi")
+
+    example_gen = CsvExampleGen(input_base=data_root)
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = ImportSchemaGen(schema_file=schema_file)
+    example_validator = ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    transform = Transform(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"], module_file=module_file
+    )
+    trainer = Trainer(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        module_file=module_file,
+        train_args={"num_steps": train_steps},
+        eval_args={"num_steps": eval_steps},
+        custom_config=custom_config or {},
+    )
+    baseline = Resolver(strategy="latest_blessed_model", model=Model, model_blessing=ModelBlessing).with_id(
+        "latest_blessed_model_resolver"
+    )
+    evaluator = Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["model"],
+        eval_config=EVAL_CONFIG,
+    )
+    pusher = Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination={"filesystem": {"base_directory": serving_model_dir}},
+    )
+    components = [
+        example_gen, statistics_gen, schema_gen, example_validator, transform, trainer, baseline, evaluator, pusher,
+    ]  # fmt: skip
+    return Pipeline(name, pipeline_root, components, metadata=metadata)
