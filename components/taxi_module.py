@@ -128,10 +128,14 @@ def build_keras_model(
 
 
 def _input_fn(
-    file_pattern: list[str], data_accessor: Any, tf_transform_output: tft.TFTransformOutput, batch_size: int
+    file_pattern: list[str],
+    data_accessor: Any,
+    tf_transform_output: tft.TFTransformOutput,
+    batch_size: int,
+    seed: int | None = None,
 ) -> tf.data.Dataset:
     """Batches of (transformed features, label), repeated: Keras counts steps, not epochs."""
-    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=LABEL_KEY)
+    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=LABEL_KEY, shuffle_seed=seed)
     dataset = data_accessor.tf_dataset_factory(
         file_pattern, options, tf_transform_output.transformed_metadata.schema
     )
@@ -174,13 +178,19 @@ def _model_settings(fn_args: Any) -> dict[str, Any]:
 
 
 def run_fn(fn_args: Any) -> None:
-    """Train on transformed examples and save a serving model that accepts raw tf.Examples."""
+    """Train on transformed examples and save a serving model that accepts raw tf.Examples.
+
+    Weights and shuffling are seeded (``custom_config["seed"]``, default 0) so that the same data
+    and steps train the same model: a blessing should not depend on luck.
+    """
     config = dict(fn_args.custom_config or {})
     epochs = max(1, int(config.get("epochs", 1)))
     batch_size = int(config.get("batch_size", BATCH_SIZE))
+    seed = int(config.get("seed", 0))
+    tf.keras.utils.set_random_seed(seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    train = _input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output, batch_size)
-    evaluation = _input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, batch_size)
+    train = _input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output, batch_size, seed)
+    evaluation = _input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, batch_size, seed)
     model = build_keras_model(_categorical_sizes(tf_transform_output), **_model_settings(fn_args))
     model.fit(
         train,
