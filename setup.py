@@ -17,6 +17,7 @@ CORE = [
     "pyarrow",
     "pandas",
     "rich",
+    "sqlalchemy",  # SqlExampleGen
 ]
 
 setup(
@@ -27,7 +28,7 @@ setup(
     packages=find_packages(include=["mlpipe", "mlpipe.*"]),
     install_requires=CORE,
     extras_require={
-        "dev": ["pytest", "pytest-xdist", "pytest-timeout", "ruff", "sqlalchemy", "keras-tuner", "nbclient"],
+        "dev": ["pytest", "pytest-xdist", "pytest-timeout", "ruff", "keras-tuner", "nbclient"],
         "kubeflow": ["kfp>=2.7,<3"],
         # Airflow 3 conflicts with ml-metadata's pins (attrs, protobuf): install it in its own
         # virtualenv; its tasks call this environment's interpreter (see README).

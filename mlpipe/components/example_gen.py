@@ -1,24 +1,35 @@
-"""ExampleGens: CSV files or TFRecords -> Examples (gzipped TFRecords of tf.Example, hash splits).
+"""ExampleGens: input data -> Examples (gzipped TFRecords of tf.Example, one folder per split).
 
-The output is what TFX's ExampleGens write (``Split-<name>/data_tfrecord-*.gz``, span and version
-0, ``split_names``), so TFX tools read it unchanged. Rows go to splits by a hash of their content,
-so the same row lands in the same split on every run and on every machine.
+The output is what TFX's ExampleGens write (``Split-<name>/data_tfrecord-*.gz``, span, version,
+``split_names``), so TFX tools read it unchanged. Splits come either from the input (an
+``input_config`` with several split patterns, e.g. ``train/*.csv`` and ``eval/*.csv``) or, for one
+input split, from a hash of each row's content (``output_config``, default train:eval = 2:1), so
+the same row lands in the same split on every run and on every machine.
+
+Readers of tables (CSV, Parquet, SQL) also keep each split's typed table as Arrow beside the
+records (``.columnar/Split-<name>.arrow``, outside the ``Split-*`` folders TFX reads), so
+StatisticsGen skips decoding tf.Examples, its costliest step.
+
+This module holds what every ExampleGen shares (the base classes) plus the CSV and TFRecord ones;
+Parquet and SQL live in their own modules on the same bases.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, ParameterSpec
 from mlpipe.errors import DataError, DefinitionError
+from mlpipe.io.input_patterns import ResolvedInput, check_input_config, resolve_input
 from mlpipe.types.standard import Examples
 
 if TYPE_CHECKING:
     import numpy as np
+    import pyarrow as pa
 
 # TFX's default output_config: hash buckets train:eval = 2:1.
 DEFAULT_SPLITS: list[dict[str, Any]] = [
@@ -52,39 +63,53 @@ def split_config(output_config: dict[str, Any] | None) -> list[tuple[str, int]]:
     return pairs
 
 
-def write_splits(
-    ctx: ExecutionContext, records: Sequence[bytes], fingerprints: np.ndarray, inputs: Sequence[str]
-) -> None:
-    """Assign each record to a split by its fingerprint's bucket and write the Examples artifact."""
+@dataclass(frozen=True)
+class InputRecords:
+    """What a reader hands to :func:`write_splits`: the serialized examples of every input split,
+    in split order, how many belong to each split, and how to fingerprint them for a hash split
+    (called only when one input split is hash-split). ``table`` is the typed table the records
+    were encoded from, if any: kept beside them so StatisticsGen need not decode the records."""
+
+    records: list[bytes]
+    rows_per_split: dict[str, int]
+    fingerprints: Callable[[], np.ndarray]
+    table: pa.Table | None = None
+
+
+def write_splits(ctx: ExecutionContext, data: InputRecords) -> None:
+    """Write the Examples artifact's splits: one input split divided by each record's fingerprint
+    bucket (``output_config``), or several input splits as they are."""
     import numpy as np
 
-    from mlpipe.io.examples import write_examples
+    from mlpipe.io.examples import columnar_path, write_columnar, write_examples
 
-    splits = split_config(ctx.parameters["output_config"])
-    bucket = fingerprints % np.uint64(sum(b for _, b in splits))
     out = ctx.outputs["examples"]
-    upper = 0
-    for name, buckets in splits:
-        lower, upper = upper, upper + buckets
-        rows = np.flatnonzero((bucket >= lower) & (bucket < upper))
-        write_examples(out.split_uri(name), (records[i] for i in rows))
+    if len(data.rows_per_split) == 1:
+        splits = split_config(ctx.parameters["output_config"])
+        bucket = data.fingerprints() % np.uint64(sum(b for _, b in splits))
+        upper = 0
+        chosen = {}
+        for name, buckets in splits:
+            lower, upper = upper, upper + buckets
+            chosen[name] = np.flatnonzero((bucket >= lower) & (bucket < upper))
+    else:
+        bounds = np.cumsum([0, *data.rows_per_split.values()])
+        chosen = {name: np.arange(bounds[i], bounds[i + 1]) for i, name in enumerate(data.rows_per_split)}
+    for name, rows in chosen.items():
+        write_examples(out.split_uri(name), (data.records[i] for i in rows))
+        if data.table is not None:
+            write_columnar(columnar_path(out.uri, name), data.table.take(rows))
         out.set_custom_property(f"num_rows_{name}", len(rows))
         ctx.log.info("split %s: %d rows", name, len(rows))
-    out.set_property("span", 0)
-    out.set_property("version", 0)
-    out.split_names = [name for name, _ in splits]
-    out.set_custom_property("input_files", [str(f) for f in inputs])
+    out.split_names = list(chosen)
 
 
-class _HashSplitExampleGen(Component):
-    """What every ExampleGen here shares: ``input_base``, ``output_config``, checked when defined."""
+class BaseExampleGen(Component):
+    """What every ExampleGen shares: ``output_config``, checked when the pipeline is defined."""
 
     SPEC = ComponentSpec(
         outputs={"examples": Examples},
-        parameters={
-            "input_base": ParameterSpec(str),
-            "output_config": ParameterSpec(dict, default=None),
-        },
+        parameters={"output_config": ParameterSpec(dict, default=None)},
     )
 
     def __init__(self, **kwargs: Any):
@@ -92,42 +117,114 @@ class _HashSplitExampleGen(Component):
         split_config(self.parameters["output_config"])  # a bad config fails at definition, not at run
 
 
-class CsvExampleGen(_HashSplitExampleGen):
-    """Reads every ``*.csv`` in ``input_base``; types and missing values as in :mod:`mlpipe.io.examples`."""
+class FileBasedExampleGen(BaseExampleGen):
+    """ExampleGens over files in ``input_base``: ``input_config`` split patterns with ``{SPAN}``,
+    ``{VERSION}`` and date placeholders, and ``range_config`` (see :mod:`mlpipe.io.input_patterns`).
 
-    @staticmethod
-    def execute(ctx: ExecutionContext) -> None:
-        from mlpipe.io import examples as io
-
-        files = io.list_csv_files(ctx.parameters["input_base"])
-        raw = io.read_csv_strings(files)
-        write_splits(ctx, io.encode_examples(io.infer_column_types(raw)), io.row_fingerprints(raw), files)
-
-
-class ImportExampleGen(_HashSplitExampleGen):
-    """Re-splits existing TFRecord files of serialized tf.Example (gzipped or not) in ``input_base``.
-
-    Every non-hidden file directly in ``input_base`` is read; records are split by a hash of
-    their bytes.
+    Subclasses set ``DEFAULT_PATTERN`` (the files read without an ``input_config``) and implement
+    ``read_split_files`` over the resolved files of each split.
     """
 
+    SPEC = ComponentSpec(
+        outputs={"examples": Examples},
+        parameters={
+            "input_base": ParameterSpec(str),
+            "input_config": ParameterSpec(dict, default=None),
+            "range_config": ParameterSpec(dict, default=None),
+            "output_config": ParameterSpec(dict, default=None),
+        },
+    )
+    DEFAULT_PATTERN: ClassVar[str] = "*"
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        splits = check_input_config(
+            self.parameters["input_config"], self.parameters["range_config"], self.DEFAULT_PATTERN
+        )
+        if len(splits) > 1 and self.parameters["output_config"]:
+            raise DefinitionError(
+                f"{self.id}: input_config has splits {[s.name for s in splits]}, so the output splits are "
+                f"those; drop output_config (it hash-splits a single input split)"
+            )
+
+    @classmethod
+    def execute(cls, ctx: ExecutionContext) -> None:
+        params = ctx.parameters
+        splits = check_input_config(params["input_config"], params["range_config"], cls.DEFAULT_PATTERN)
+        resolved = resolve_input(params["input_base"], splits, params["range_config"])
+        write_splits(ctx, cls.read_split_files(resolved.files))
+        record_input(ctx, resolved)
+
     @staticmethod
-    def execute(ctx: ExecutionContext) -> None:
+    def read_split_files(files: dict[str, list[str]]) -> InputRecords:
+        """The examples in the files of each input split (split name -> file paths)."""
+        raise NotImplementedError
+
+
+def record_input(ctx: ExecutionContext, resolved: ResolvedInput) -> None:
+    """Span and version as TFX records them (INT properties), plus what was read, for lineage."""
+    out = ctx.outputs["examples"]
+    out.set_property("span", resolved.span)
+    out.set_property("version", resolved.version)
+    if len(resolved.spans) > 1:
+        out.set_custom_property("spans", resolved.spans)
+    out.set_custom_property("input_files", [f for files in resolved.files.values() for f in files])
+    if resolved.spans:
+        ctx.log.info("span %d, version %d (spans read: %s)", resolved.span, resolved.version, resolved.spans)
+
+
+def encode_tables(
+    tables: dict[str, pa.Table],
+    to_examples: Callable[[pa.Table], pa.Table],
+    fingerprints: Callable[[pa.Table, list[bytes]], np.ndarray],
+) -> InputRecords:
+    """Encode the tables of the input splits (split name -> table) as one set of examples.
+
+    Types are decided over all splits at once (``to_examples``), so a feature has one type in
+    train and eval; ``fingerprints(raw table, records)`` hashes rows for a hash split.
+    """
+    from mlpipe.io import examples as io
+
+    names = list(tables)
+    raw = io.concat_same_columns([tables[n] for n in names], [f"split {n!r}" for n in names])
+    typed = to_examples(raw)
+    records = io.encode_examples(typed)
+    counts = {n: tables[n].num_rows for n in names}
+    return InputRecords(records, counts, lambda: fingerprints(raw, records), typed)
+
+
+class CsvExampleGen(FileBasedExampleGen):
+    """Reads CSV files (default: every ``*.csv`` in ``input_base``); types and missing values as in
+    :mod:`mlpipe.io.examples`."""
+
+    DEFAULT_PATTERN = "*.csv"
+
+    @staticmethod
+    def read_split_files(files: dict[str, list[str]]) -> InputRecords:
         from mlpipe.io import examples as io
 
-        base = ctx.parameters["input_base"]
-        if not os.path.isdir(base):
-            raise DataError(
-                f"input_base {base!r} is not a directory; pass the folder holding the TFRecord files"
-            )
-        files = sorted(
-            os.path.join(base, n)
-            for n in os.listdir(base)
-            if not n.startswith(".") and os.path.isfile(os.path.join(base, n))
-        )
-        records = io.read_tfrecords(files)
-        if not records:
-            raise DataError(
-                f"no TFRecord records in {base!r} ({len(files)} files); expected tf.Example records"
-            )
-        write_splits(ctx, records, io.record_fingerprints(records), files)
+        tables = {name: io.read_csv_strings(paths) for name, paths in files.items()}
+        # hashing the row text keeps a row's split independent of the types inferred for it
+        return encode_tables(tables, io.infer_column_types, lambda raw, _: io.row_fingerprints(raw))
+
+
+class ImportExampleGen(FileBasedExampleGen):
+    """Reads TFRecord files of serialized tf.Example, gzipped or not (default: every non-hidden file
+    in ``input_base``); one input split is re-split by a hash of each record's bytes."""
+
+    @staticmethod
+    def read_split_files(files: dict[str, list[str]]) -> InputRecords:
+        from mlpipe.io import examples as io
+
+        records: list[bytes] = []
+        counts = {}
+        for name, paths in files.items():
+            split_records = io.read_tfrecords(paths)
+            if not split_records:
+                raise DataError(
+                    f"input split {name!r}: no TFRecord records in {len(paths)} file(s) {paths[:3]}; "
+                    f"expected tf.Example records"
+                )
+            records += split_records
+            counts[name] = len(split_records)
+        return InputRecords(records, counts, lambda: io.record_fingerprints(records))

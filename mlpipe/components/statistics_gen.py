@@ -1,9 +1,10 @@
 """StatisticsGen: Examples -> ExampleStatistics (TFDV's ``DatasetFeatureStatisticsList`` per split).
 
 Writes ``Split-<name>/FeatureStats.pb`` as TFX does, so ``tfdv.load_stats_binary`` and TFX's
-visualizations open it. Data that fits in memory is decoded to Arrow in-process and summarized by
-TFDV's in-memory generator (no Beam pipeline to start); larger data goes
-through TFDV's Beam transform with the pipeline's ``beam_pipeline_args``.
+visualizations open it. Data that fits in memory is summarized in-process by TFDV's in-memory
+generator (no Beam pipeline to start), from the ExampleGen's Arrow copy of the split when there is
+one, else from the decoded records; larger data goes through TFDV's Beam transform with the
+pipeline's ``beam_pipeline_args``.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class StatisticsGen(Component):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             # Examples from another producer may not record row counts: Beam handles any size.
             if rows is not None and rows <= threshold:
-                stats = statistics_in_memory(examples.split_uri(split), options)
+                stats = statistics_in_memory(examples.uri, split, options)
                 with open(path, "wb") as f:
                     f.write(stats.SerializeToString())
                 ctx.log.info("split %s: statistics of %d rows in memory", split, rows)
@@ -87,14 +88,23 @@ class StatisticsGen(Component):
         out.split_names = examples.split_names
 
 
-def statistics_in_memory(split_dir: str, options: Any) -> Any:
-    """Decode one split's examples into one Arrow RecordBatch and run TFDV's in-memory generator."""
+def statistics_in_memory(examples_uri: str, split: str, options: Any) -> Any:
+    """One split as one Arrow RecordBatch through TFDV's in-memory generator.
+
+    The batch is the ExampleGen's columnar copy when there is one (the same values, ten times
+    faster than decoding; see :func:`mlpipe.io.examples.columnar_path`), else the decoded records.
+    """
     from tensorflow_data_validation.statistics import stats_impl
     from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
 
-    from mlpipe.io.examples import read_examples
+    from mlpipe.io import examples as io
 
-    batch = ExamplesToRecordBatchDecoder().DecodeBatch(read_examples(split_dir))
+    columnar = io.columnar_path(examples_uri, split)
+    if os.path.isfile(columnar):
+        batch = io.read_columnar_batch(columnar)
+    else:
+        split_dir = os.path.join(examples_uri, f"Split-{split}")
+        batch = ExamplesToRecordBatchDecoder().DecodeBatch(io.read_examples(split_dir))
     return stats_impl.generate_statistics_in_memory(batch, options)
 
 
@@ -104,32 +114,17 @@ def statistics_with_beam(
     """TFDV's Beam transform over one split, with the pipeline's Beam arguments."""
     import apache_beam as beam
     import tensorflow_data_validation as tfdv
-    from apache_beam.options.pipeline_options import PipelineOptions
     from tfx_bsl.public import tfxio
 
+    from mlpipe.io.beam import beam_pipeline_options
     from mlpipe.io.examples import example_files
 
-    args = direct_runner_defaults(beam_pipeline_args)
     example_files(split_dir)  # a clear error when the split has no files
     source = tfxio.TFExampleRecord(file_pattern=os.path.join(split_dir, "*.gz"))
-    with beam.Pipeline(options=PipelineOptions(args)) as p:
+    with beam.Pipeline(options=beam_pipeline_options(beam_pipeline_args)) as p:
         _ = (
             p
             | "Read" >> source.BeamSource()
             | "Stats" >> tfdv.GenerateStatistics(options)
             | "Write" >> tfdv.WriteStatisticsToBinaryFile(output_path)
         )
-
-
-def direct_runner_defaults(beam_pipeline_args: list[str]) -> list[str]:
-    """Name the DirectRunner's mode unless the pipeline did: Beam >= 2.68's DirectRunner otherwise
-    tries to download the Prism runner at run time, which fails offline."""
-    args = list(beam_pipeline_args)
-    runner = next((a.split("=", 1)[-1] for a in args if a.startswith("--runner=")), None)
-    if "--runner" in args:
-        runner = args[args.index("--runner") + 1]
-    if runner is None:
-        args.append("--runner=DirectRunner")
-    if runner in (None, "DirectRunner") and not any(a.startswith("--direct_running_mode") for a in args):
-        args.append("--direct_running_mode=in_memory")
-    return args

@@ -116,20 +116,6 @@ def read_schema(path: str) -> Any:
         return text_format.Parse(f.read(), schema_pb2.Schema())
 
 
-def beam_pipeline_options(beam_pipeline_args: list[str]) -> tuple[Any, Any]:
-    """(runner, options): the arguments' runner if they name one, else Beam's in-process FnApiRunner.
-
-    Beam's default DirectRunner first tries Prism, a binary it downloads at run time; offline that
-    fails slowly, so mlpipe never leaves the runner unnamed.
-    """
-    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
-    options = PipelineOptions(beam_pipeline_args)
-    runner = None if options.view_as(StandardOptions).runner else FnApiRunner()
-    return runner, options
-
-
 def _run_pipeline(
     ctx: ExecutionContext, preprocessing_fn: Any, patterns: dict[str, str], analyze: list[str],
     transform: list[str], schema: Any, graph_dir: str, transformed: Examples,
@@ -141,14 +127,15 @@ def _run_pipeline(
     from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
     from tfx_bsl.public import tfxio
 
-    runner, options = beam_pipeline_options(ctx.beam_pipeline_args)
+    from mlpipe.io.beam import beam_pipeline_options
+
     sources = {
         split: tfxio.TFExampleRecord(pattern, schema=schema, telemetry_descriptors=["mlpipe", "Transform"])
         for split, pattern in patterns.items()
     }
     adapter_config = next(iter(sources.values())).TensorAdapterConfig()
     encoder = RecordBatchToExamplesEncoder()
-    pipeline = beam.Pipeline(runner=runner, options=options)
+    pipeline = beam.Pipeline(options=beam_pipeline_options(ctx.beam_pipeline_args))
     with tft_beam.Context(temp_dir=ctx.tmp_dir, use_deep_copy_optimization=True):
         data = {
             split: pipeline | f"Read[{split}]" >> source.BeamSource() for split, source in sources.items()

@@ -14,9 +14,10 @@ import pytest
 
 from mlpipe.components.example_gen import CsvExampleGen, split_config
 from mlpipe.components.example_validator import anomaly_table
-from mlpipe.components.statistics_gen import StatisticsGen, direct_runner_defaults
+from mlpipe.components.statistics_gen import StatisticsGen
 from mlpipe.errors import DataError, DefinitionError
 from mlpipe.io import examples as io
+from mlpipe.io.input_patterns import check_input_config, resolve_input
 
 TAXI_CSV = Path(__file__).parents[2] / "examples" / "data" / "chicago_taxi.csv"
 HEAD_ROWS = 3000
@@ -33,13 +34,13 @@ def _write(path: Path, content: str | bytes) -> Path:
 
 def test_missing_input_base_is_named(tmp_path):
     with pytest.raises(DataError, match="nowhere.*not a directory"):
-        io.list_csv_files(str(tmp_path / "nowhere"))
+        resolve_input(str(tmp_path / "nowhere"), check_input_config(None, None, "*.csv"), None)
 
 
 def test_folder_without_csv_files(tmp_path):
     _write(tmp_path / "data.txt", "a,b\n1,2\n")
-    with pytest.raises(DataError, match=r"no \*\.csv file"):
-        io.list_csv_files(str(tmp_path))
+    with pytest.raises(DataError, match=r"pattern '\*\.csv' matches no file .*it contains: data\.txt"):
+        resolve_input(str(tmp_path), check_input_config(None, None, "*.csv"), None)
 
 
 @pytest.mark.parametrize(
@@ -65,7 +66,7 @@ def test_bad_csv_names_file_and_line(tmp_path, content, message):
 def test_files_with_different_headers(tmp_path):
     a = _write(tmp_path / "a.csv", "x,y\n1,2\n")
     b = _write(tmp_path / "b.csv", "x,z\n1,2\n")
-    with pytest.raises(DataError, match=r"b\.csv: header \['x', 'z'\] differs"):
+    with pytest.raises(DataError, match=r"b\.csv: columns \['x', 'z'\] differ from .*a\.csv"):
         io.read_csv_strings([str(a), str(b)])
 
 
@@ -121,7 +122,8 @@ def test_import_example_gen_resplits_tfrecords_plain_or_gzipped(tmp_path):
     }
     ctx = ExecutionContext(
         "ImportExampleGen", "p", "run", 1, {}, {"examples": out},
-        {"input_base": str(tmp_path / "in"), "output_config": config}, str(tmp_path / "tmp"),
+        {"input_base": str(tmp_path / "in"), "input_config": None, "range_config": None, "output_config": config},
+        str(tmp_path / "tmp"),
     )  # fmt: skip
     ImportExampleGen.execute(ctx)
     split_a, split_b = io.read_examples(out.split_uri("a")), io.read_examples(out.split_uri("b"))
@@ -149,22 +151,6 @@ def test_unknown_stats_option_is_a_definition_error():
         StatisticsGen(
             examples=CsvExampleGen(input_base="x").outputs["examples"], stats_options={"num_top": 3}
         )
-
-
-@pytest.mark.parametrize(
-    ("given", "used"),
-    [
-        ([], ["--runner=DirectRunner", "--direct_running_mode=in_memory"]),
-        (
-            ["--direct_running_mode=multi_processing"],
-            ["--direct_running_mode=multi_processing", "--runner=DirectRunner"],
-        ),
-        (["--runner", "DirectRunner"], ["--runner", "DirectRunner", "--direct_running_mode=in_memory"]),
-        (["--runner=FlinkRunner"], ["--runner=FlinkRunner"]),
-    ],
-)
-def test_direct_runner_never_left_to_download_prism(given, used):
-    assert direct_runner_defaults(given) == used
 
 
 def test_anomaly_table_lines_up_columns():

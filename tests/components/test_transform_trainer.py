@@ -304,15 +304,3 @@ def test_module_file_is_loaded_fresh_after_an_edit(tmp_path):
     assert load_function(str(module), "run_fn")(None) == 2
     with pytest.raises(DefinitionError, match=r"user_module\.py defines no function 'tuner_fn'"):
         load_function(str(module), "tuner_fn")
-
-
-def test_beam_runner_defaults_to_in_process_and_honors_pipeline_args():
-    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
-
-    from mlpipe.components.transform import beam_pipeline_options
-
-    runner, _ = beam_pipeline_options([])
-    assert isinstance(runner, FnApiRunner)  # never Beam's default, which downloads Prism
-    runner, options = beam_pipeline_options(["--runner=DirectRunner", "--direct_num_workers=2"])
-    assert runner is None
-    assert options.get_all_options()["direct_num_workers"] == 2
