@@ -8,7 +8,10 @@ TFMA's own output (``tfma.load_eval_result(uri)`` works) plus ``summary.txt``, t
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
+import uuid
 from typing import Any
 
 from mlpipe.dsl.component import Component
@@ -172,7 +175,7 @@ def _run_tfma(
 ) -> None:
     """One in-process Beam pipeline: read the splits, extract predictions, evaluate, write.
 
-    Each model is loaded once per worker through TFMA's shared model handle.
+    Each model is loaded once per thread of this run (see ``_reuse_models``).
     """
     import apache_beam as beam
     import tensorflow_model_analysis as tfma
@@ -180,13 +183,15 @@ def _run_tfma(
 
     from mlpipe.io.beam import beam_pipeline_options
 
+    run_token = uuid.uuid4().hex
     named_dirs = [(_model_name(eval_config), model_dir)]
     if baseline_dir is not None:
         named_dirs.append((tfma.BASELINE_KEY, baseline_dir))
     models = []
     for name, directory in named_dirs:
         _set_model_type(eval_config, name, directory)
-        models.append(tfma.default_eval_shared_model(directory, eval_config=eval_config, model_name=name))
+        shared = tfma.default_eval_shared_model(directory, eval_config=eval_config, model_name=name)
+        models.append(_reuse_models(shared, run_token))
     schema = _read_schema(schema_uri) if schema_uri else None
     source = tfxio.TFExampleRecord(
         file_pattern=patterns, schema=schema, raw_record_column_name=tfma.ARROW_INPUT_COLUMN
@@ -194,20 +199,68 @@ def _run_tfma(
     adapter_config = None
     if schema is not None:
         adapter_config = tfxio.TensorAdapterConfig(source.ArrowSchema(), source.TensorRepresentations())
-    with beam.Pipeline(options=beam_pipeline_options(beam_pipeline_args)) as pipeline:
-        _ = (
-            pipeline
-            | "ReadExamples" >> source.BeamSource()
-            | "Evaluate"
-            >> tfma.ExtractEvaluateAndWriteResults(
-                eval_shared_model=models if len(models) > 1 else models[0],
-                eval_config=eval_config,
-                output_path=output_path,
-                display_only_data_location=",".join(patterns),
-                tensor_adapter_config=adapter_config,
-                schema=schema,
+    try:
+        with beam.Pipeline(options=beam_pipeline_options(beam_pipeline_args)) as pipeline:
+            _ = (
+                pipeline
+                | "ReadExamples" >> source.BeamSource()
+                | "Evaluate"
+                >> tfma.ExtractEvaluateAndWriteResults(
+                    eval_shared_model=models if len(models) > 1 else models[0],
+                    eval_config=eval_config,
+                    output_path=output_path,
+                    display_only_data_location=",".join(patterns),
+                    tensor_adapter_config=adapter_config,
+                    schema=schema,
+                )
             )
-        )
+    finally:
+        _release_models(run_token)
+
+
+# Models loaded during one ``_run_tfma`` call: (run token, model name, thread id) -> model.
+_LOADED_MODELS: dict[tuple[str, str, int], Any] = {}
+_LOADED_MODELS_LOCK = threading.Lock()
+
+
+def _reuse_models(shared_model: Any, run_token: str) -> Any:
+    """``shared_model`` whose loader returns one model per thread for the run ``run_token``.
+
+    For a Keras model TFMA computes the model's compiled metrics and loss in a combiner that, to
+    avoid sharing a model between threads, loads the whole SavedModel again in every ``setup()`` —
+    once per combine phase and stage, each a full Keras load and a new ``tf.function`` trace: most
+    of the Evaluator's time (seven loads on the taxi model). A combiner only resets, updates and
+    reads the metrics' variables within one call, so combiners of the same thread can share a
+    model; threads still never do. The cache is module-level because Beam pickles the loader;
+    workers in other processes find it empty and load as before.
+    """
+    import tensorflow_model_analysis as tfma
+
+    loader = shared_model.model_loader
+    if loader is None:
+        return shared_model
+    construct = functools.partial(
+        _load_once_per_thread, loader.construct_fn, (run_token, shared_model.model_name)
+    )
+    return shared_model._replace(model_loader=tfma.types.ModelLoader(construct, tags=loader.tags))
+
+
+def _load_once_per_thread(construct_fn: Any, key: tuple[str, str]) -> Any:
+    thread_key = (*key, threading.get_ident())
+    with _LOADED_MODELS_LOCK:
+        model = _LOADED_MODELS.get(thread_key)
+    if model is None:
+        model = construct_fn()
+        with _LOADED_MODELS_LOCK:
+            model = _LOADED_MODELS.setdefault(thread_key, model)
+    return model
+
+
+def _release_models(run_token: str) -> None:
+    """Forget the run's models, so a long-lived process does not keep every evaluated model."""
+    with _LOADED_MODELS_LOCK:
+        for key in [key for key in _LOADED_MODELS if key[0] == run_token]:
+            del _LOADED_MODELS[key]
 
 
 def _model_name(eval_config: Any) -> str:

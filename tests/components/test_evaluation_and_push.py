@@ -352,6 +352,41 @@ def test_eval_config_must_be_a_proto_or_dict():
         eval_config_to_dict("metrics: auc")
 
 
+def test_evaluator_loads_each_model_once_per_thread_within_a_run():
+    """TFMA's Keras metrics combiners reload the model in every setup(); the Evaluator's loader reuses it."""
+    import threading
+
+    import tensorflow_model_analysis as tfma
+
+    from mlpipe.components import evaluator
+
+    loads = []
+
+    class FakeModel:  # Beam's Shared handle keeps a weak reference: object() has none
+        pass
+
+    def construct():
+        loads.append(threading.get_ident())
+        return FakeModel()
+
+    shared = tfma.types.EvalSharedModel(model_path="m", model_loader=tfma.types.ModelLoader(construct))
+    loader = evaluator._reuse_models(shared, "run-1").model_loader
+    try:
+        first = loader.load()
+        assert loader.construct_fn() is first  # what a Keras combiner's setup() calls
+        assert loader._construct_fn_with_load_time(lambda seconds: None)() is first
+        other = []
+        thread = threading.Thread(target=lambda: other.append(loader.construct_fn()))
+        thread.start()
+        thread.join()
+        assert other[0] is not first and len(loads) == 2  # threads never share a model
+    finally:
+        evaluator._release_models("run-1")
+    assert not evaluator._LOADED_MODELS
+    assert loader.construct_fn() is not first and len(loads) == 3  # a released run loads afresh
+    evaluator._release_models("run-1")
+
+
 # --- InfraValidator --------------------------------------------------------------------------------
 
 
