@@ -180,6 +180,8 @@ def _execute(
                 log_file.write(traceback.format_exc())
                 raise
         executor_seconds = time.perf_counter() - exec_started
+        if verdict is not None:  # the verdict names where the outputs will be, not the staging dir
+            verdict = ValidationFailure(_with_final_uris(str(verdict), outputs, final_uris))
         for k, a in outputs.items():
             os.makedirs(os.path.dirname(final_uris[k]), exist_ok=True)
             os.rename(a.uri, final_uris[k])
@@ -214,6 +216,12 @@ def _execute(
         {k: [a] for k, a in outputs.items()},
         log_path,
     )
+
+
+def _with_final_uris(message: str, staged: dict[str, Artifact], final_uris: dict[str, str]) -> str:
+    for key, artifact in staged.items():
+        message = message.replace(artifact.uri, final_uris[key])
+    return message
 
 
 def _remove_staging(staging: str) -> None:

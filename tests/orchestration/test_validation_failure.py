@@ -30,7 +30,7 @@ def check(examples: InputArtifact[Examples], anomalies: OutputArtifact[ExampleAn
     with open(os.path.join(anomalies.uri, "anomalies.json"), "w") as f:
         json.dump(bad, f)
     if bad:
-        raise ValidationFailure(f"{len(bad)} negative value(s): {bad}")
+        raise ValidationFailure(f"{len(bad)} negative value(s): {bad} (see {anomalies.uri})")
 
 
 @component
@@ -51,6 +51,8 @@ def test_anomalies_published_execution_failed_downstream_not_run(tmp_path):
     store = MetadataStore(pipeline.metadata)
     (anomalies,) = artifacts(store, "ExampleAnomalies")
     assert json.load(open(os.path.join(anomalies.uri, "anomalies.json"))) == [-5]
+    # the message points at the published anomalies, not at the staging dir they were written in
+    assert f"(see {anomalies.uri})" in str(info.value) and ".staging" not in str(info.value)
     (execution,) = [
         e
         for e in store.db.mlmd.get_executions()
