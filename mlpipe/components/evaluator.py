@@ -12,12 +12,14 @@ import functools
 import os
 import threading
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
 from mlpipe.errors import DataError, DefinitionError
+from mlpipe.types.artifact import Artifact
 from mlpipe.types.standard import Examples, Model, ModelBlessing, ModelEvaluation, Schema
 
 SERVING_MODEL_DIR = "Format-Serving"
@@ -50,10 +52,22 @@ class Evaluator(Component):
     def __init__(self, *, eval_config: Any, **kwargs: Any):
         super().__init__(eval_config=eval_config_to_dict(eval_config), **kwargs)
 
+    @classmethod
+    def inputs_for_cache(cls, inputs: Mapping[str, list[Artifact]]) -> Mapping[str, list[Artifact]]:
+        """A baseline that is the candidate itself keys the cache as no baseline: both bless on the
+        value thresholds alone, so re-running a pipeline whose model was just blessed (and is now
+        the latest blessed model) stays fully cached instead of re-evaluating the same model."""
+        if _is_candidate(inputs.get("baseline_model"), inputs.get("model")):
+            return {**inputs, "baseline_model": []}
+        return inputs
+
     @staticmethod
     def execute(ctx: ExecutionContext) -> None:
         model = ctx.input("model")
         baseline = ctx.input("baseline_model")
+        if baseline is not None and _is_candidate([baseline], [model]):
+            ctx.log.info("the baseline is the candidate model itself: judging it on value thresholds only")
+            baseline = None
         examples = ctx.input("examples")
         schema = ctx.input("schema")
         evaluation = ctx.outputs["evaluation"]
@@ -261,6 +275,11 @@ def _release_models(run_token: str) -> None:
     with _LOADED_MODELS_LOCK:
         for key in [key for key in _LOADED_MODELS if key[0] == run_token]:
             del _LOADED_MODELS[key]
+
+
+def _is_candidate(baseline: list[Artifact] | None, model: list[Artifact] | None) -> bool:
+    """Whether the resolved baseline is the very model artifact being evaluated."""
+    return bool(baseline and model) and baseline[0].id is not None and baseline[0].id == model[0].id
 
 
 def _model_name(eval_config: Any) -> str:

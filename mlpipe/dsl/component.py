@@ -8,14 +8,17 @@ Nothing here knows how a node will be run.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlpipe.dsl.annotations import _Annotation
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, parameter_spec_from_annotation
 from mlpipe.errors import DefinitionError
 from mlpipe.types.channel import Channel
+
+if TYPE_CHECKING:
+    from mlpipe.types.artifact import Artifact
 
 
 class Component:
@@ -72,6 +75,12 @@ class Component:
     @staticmethod
     def execute(ctx: ExecutionContext) -> None:
         raise NotImplementedError("a Component subclass must define a static execute(ctx)")
+
+    @classmethod
+    def inputs_for_cache(cls, inputs: Mapping[str, list[Artifact]]) -> Mapping[str, list[Artifact]]:
+        """The resolved inputs that key the cache: all of them, unless a component knows that some
+        cannot change its result (the Evaluator's baseline when it is the candidate itself)."""
+        return inputs
 
     def with_id(self, node_id: str) -> Component:
         """Give this node an id (default: the class name); needed when a pipeline uses a component twice."""

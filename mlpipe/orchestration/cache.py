@@ -80,7 +80,7 @@ def cache_key(cls: type[Component], node: NodeIR, inputs: Mapping[str, list[Arti
         "fingerprint": component_fingerprint(cls),
         "parameters": node.parameters,
         "module_files": module_file_hashes(cls, node),
-        "inputs": {k: [a.id for a in v] for k, v in sorted(inputs.items())},
+        "inputs": {k: [a.id for a in v] for k, v in sorted(cls.inputs_for_cache(inputs).items())},
         "outputs": node.outputs,
     }
     return _sha256(json.dumps(payload, sort_keys=True, default=str).encode())

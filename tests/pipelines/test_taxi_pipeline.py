@@ -36,6 +36,10 @@ def _raw_eval_examples(examples_uri: str) -> list[bytes]:
     return read_examples(os.path.join(examples_uri, "Split-eval"))
 
 
+def baseline_id(result) -> int:
+    return result.results["Trainer"].outputs["model"][0].id
+
+
 @pytest.mark.e2e
 def test_blessed_push_then_worse_model_not_pushed_then_fully_cached(small_data, tmp_path):
     import tensorflow as tf
@@ -70,6 +74,15 @@ def test_blessed_push_then_worse_model_not_pushed_then_fully_cached(small_data, 
     raw = _raw_eval_examples(first.results["CsvExampleGen"].outputs["examples"][0].uri)[:20]
     scores = served.signatures["serving_default"](examples=tf.constant(raw))["outputs"].numpy()
     assert scores.shape == (20, 1) and ((scores >= 0) & (scores <= 1)).all()
+
+    # rerun unchanged: the baseline is now the blessed model itself, which changes no verdict, so
+    # the Evaluator and Pusher come from the cache too and nothing is pushed twice
+    again = runner.run(pipeline(train_steps=400))
+    assert {n: r.state for n, r in again.results.items() if r.state != "CACHED"} == {
+        "latest_blessed_model_resolver": "COMPLETE"
+    }
+    assert again.results["latest_blessed_model_resolver"].outputs["model"][0].id == baseline_id(first)
+    assert os.listdir(serving) == versions
 
     worse = runner.run(pipeline(train_steps=1))
     (baseline,) = worse.results["latest_blessed_model_resolver"].outputs["model"]
