@@ -77,8 +77,11 @@ class Trainer(Component):
             fn_args.eval_steps,
             fn_args.train_files,
         )
+        from mlpipe.components.training_progress import log_training_progress
+
         started = time.perf_counter()
-        run_fn(fn_args)
+        with log_training_progress(ctx.log):
+            run_fn(fn_args)
         ctx.log.info("run_fn finished in %.1fs", time.perf_counter() - started)
         if not os.path.isdir(fn_args.serving_model_dir):
             raise ComponentError(

@@ -83,7 +83,10 @@ class Tuner(Component):
                 f"{ctx.node_id}: tuner_fn must return TunerFnResult(tuner=..., fit_kwargs={{...}}), "
                 f"got {type(result).__name__}"
             )
-        result.tuner.search(**result.fit_kwargs)
+        from mlpipe.components.training_progress import log_training_progress
+
+        with log_training_progress(ctx.log):
+            result.tuner.search(**result.fit_kwargs)
         best = result.tuner.get_best_hyperparameters(1)
         if not best:
             raise DefinitionError(f"{ctx.node_id}: the tuner search finished without a completed trial")
