@@ -60,7 +60,17 @@ def split_config(output_config: dict[str, Any] | None) -> list[tuple[str, int]]:
     names = [n for n, _ in pairs]
     if len(set(names)) != len(names):
         raise DefinitionError(f"output_config: split names must be unique, got {names}")
+    partition_feature(output_config)
     return pairs
+
+
+def partition_feature(output_config: dict[str, Any] | None) -> str | None:
+    """TFX's ``split_config.partition_feature_name``: hash this feature instead of the whole row,
+    so every row with the same value (a user, a trip id) lands in the same split."""
+    feature = ((output_config or {}).get("split_config") or {}).get("partition_feature_name")
+    if feature is not None and (not isinstance(feature, str) or not feature):
+        raise DefinitionError(f"output_config: partition_feature_name must be a column name, got {feature!r}")
+    return feature
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,9 @@ def write_splits(ctx: ExecutionContext, data: InputRecords) -> None:
     out = ctx.outputs["examples"]
     if len(data.rows_per_split) == 1:
         splits = split_config(ctx.parameters["output_config"])
-        bucket = data.fingerprints() % np.uint64(sum(b for _, b in splits))
+        feature = partition_feature(ctx.parameters["output_config"])
+        fingerprints = data.fingerprints() if feature is None else _feature_fingerprints(data, feature)
+        bucket = fingerprints % np.uint64(sum(b for _, b in splits))
         upper = 0
         chosen = {}
         for name, buckets in splits:
@@ -102,6 +114,18 @@ def write_splits(ctx: ExecutionContext, data: InputRecords) -> None:
         out.set_custom_property(f"num_rows_{name}", len(rows))
         ctx.log.info("split %s: %d rows", name, len(rows))
     out.split_names = list(chosen)
+
+
+def _feature_fingerprints(data: InputRecords, feature: str) -> np.ndarray:
+    from mlpipe.io import examples as io
+
+    table = data.table
+    if table is None:  # records read as they are (ImportExampleGen): decode them once
+        import pyarrow as pa
+        from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
+
+        table = pa.Table.from_batches([ExamplesToRecordBatchDecoder().DecodeBatch(data.records)])
+    return io.column_fingerprints(table, feature)
 
 
 class BaseExampleGen(Component):

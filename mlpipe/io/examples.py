@@ -17,7 +17,7 @@ import io
 import os
 import struct
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlpipe.errors import DataError
 
@@ -208,6 +208,36 @@ def row_fingerprints(table: pa.Table) -> np.ndarray:
             indices = encoded.indices.fill_null(len(uniques)).to_numpy()
             acc = _mix(acc * np.uint64(0x100000001B3) ^ value_hash[indices])
     return acc
+
+
+def column_fingerprints(table: pa.Table, feature: str) -> np.ndarray:
+    """A deterministic 64-bit hash of one column's value in each row (a one-value list counts as
+    its value); every row must have a value, or its split would be arbitrary."""
+    import pyarrow as pa
+
+    if feature not in table.column_names:
+        raise DataError(
+            f"partition_feature_name {feature!r} is not a column of the input (columns: "
+            f"{sorted(table.column_names)}); name one of them"
+        )
+    values = [_partition_key(v) for v in table.column(feature).to_pylist()]
+    missing = [i for i, v in enumerate(values) if v is None]
+    if missing:
+        raise DataError(
+            f"partition_feature_name {feature!r}: {len(missing)} of {len(values)} rows have no value "
+            f"(first: row {missing[0] + 1}); fill it in or partition on another column"
+        )
+    return row_fingerprints(pa.table({feature: pa.array(values, pa.string())}))
+
+
+def _partition_key(value: Any) -> str | None:
+    if isinstance(value, list):
+        if len(value) != 1:
+            return None if not value else "\x1f".join(str(_partition_key(v)) for v in value)
+        value = value[0]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return None if value is None else str(value)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

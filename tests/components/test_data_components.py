@@ -132,6 +132,58 @@ def test_import_example_gen_resplits_tfrecords_plain_or_gzipped(tmp_path):
     assert 100 < len(split_a) < 200
 
 
+def _run_csv_example_gen(tmp_path: Path, output_config: dict):
+    from mlpipe.dsl.context import ExecutionContext
+    from mlpipe.types.standard import Examples
+
+    out = Examples(uri=str(tmp_path / "out"))
+    ctx = ExecutionContext(
+        "CsvExampleGen", "p", "run", 1, {}, {"examples": out},
+        {"input_base": str(tmp_path / "in"), "input_config": None, "range_config": None,
+         "output_config": output_config},
+        str(tmp_path / "tmp"),
+    )  # fmt: skip
+    CsvExampleGen.execute(ctx)
+    return out
+
+
+def test_partition_feature_keeps_each_value_in_one_split(tmp_path):
+    from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
+
+    rows = [f"{user},{trip},{trip % 7}" for user in range(60) for trip in range(5)]
+    _write(tmp_path / "in" / "trips.csv", "user,trip,fare\n" + "\n".join(rows) + "\n")
+    config = {
+        "split_config": {
+            "splits": [{"name": "train", "hash_buckets": 2}, {"name": "eval", "hash_buckets": 1}],
+            "partition_feature_name": "user",
+        }
+    }
+    out = _run_csv_example_gen(tmp_path, config)
+    users = {}
+    for split in ("train", "eval"):
+        batch = ExamplesToRecordBatchDecoder().DecodeBatch(io.read_examples(out.split_uri(split)))
+        users[split] = [v[0] for v in batch.column(batch.schema.names.index("user")).to_pylist()]
+    assert len(users["train"]) + len(users["eval"]) == 300
+    assert not set(users["train"]) & set(users["eval"])  # no user's trips on both sides
+    assert all(users[s].count(u) == 5 for s in users for u in set(users[s]))
+    assert 25 <= len(set(users["train"])) <= 55  # about 2:1 over users
+
+
+def test_partition_feature_must_exist_and_have_a_value_in_every_row(tmp_path):
+    _write(tmp_path / "in" / "trips.csv", "user,fare\n1,2\n,3\n4,5\n")
+    config = {"split_config": {"splits": [{"name": "a", "hash_buckets": 1}], "partition_feature_name": "x"}}
+    with pytest.raises(DataError, match=r"partition_feature_name 'x' is not a column .*\['fare', 'user'\]"):
+        _run_csv_example_gen(tmp_path, config)
+    config["split_config"]["partition_feature_name"] = "user"
+    with pytest.raises(DataError, match=r"'user': 1 of 3 rows have no value \(first: row 2\)"):
+        _run_csv_example_gen(tmp_path, config)
+    with pytest.raises(DefinitionError, match="partition_feature_name must be a column name"):
+        CsvExampleGen(
+            input_base="x",
+            output_config={"split_config": {**config["split_config"], "partition_feature_name": 3}},
+        )
+
+
 def test_output_config_is_checked_when_the_pipeline_is_defined():
     assert split_config(None) == [("train", 2), ("eval", 1)]
     config = {
