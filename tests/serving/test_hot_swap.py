@@ -76,7 +76,9 @@ def test_pushed_versions_replace_the_served_one_and_failures_keep_the_old_one(
         wait_for(lambda: len(hammer.answers) > 20, timeout=30)
         assert publish_version(saved_models["linear_v2"], base) == 2
         took = wait_for(lambda: states(client).get("2", ("", ""))[0] == "AVAILABLE", timeout=10)
-        assert took <= 2 * poll_seconds
+        # found by the next poll; the bound adds the load itself, which on a busy 2-core CI machine
+        # (hammer threads in this process, TF tests in the other worker) took up to 1.6 s
+        assert took <= 2 * poll_seconds + 2.0
         wait_for(lambda: states(client)["1"][0] == "END", timeout=5)
         seen = len(hammer.answers)
         wait_for(lambda: len(hammer.answers) > seen + 20, timeout=30)
