@@ -105,13 +105,21 @@ def _read_one_csv(path: str) -> pa.Table:
 
 def _locate_ragged_row(path: str, text: str, width: int) -> DataError | None:
     """Find the line pyarrow rejected (its message has no line number) with the slower csv module."""
-    reader = csv.reader(io.StringIO(text))
-    for row in reader:
-        if row and len(row) != width:
-            return DataError(
-                f"{path}:{reader.line_num}: expected {width} fields as in the header, got {len(row)}; "
-                f"quote values that contain commas"
-            )
+    reader = csv.reader(io.StringIO(text), strict=True)
+    row_start = 1
+    try:
+        for row in reader:
+            if row and len(row) != width:
+                return DataError(
+                    f"{path}:{reader.line_num}: expected {width} fields as in the header, got {len(row)}; "
+                    f"quote values that contain commas"
+                )
+            row_start = reader.line_num + 1
+    except csv.Error as e:
+        return DataError(
+            f"{path}:{row_start}: a quote opened in this row is never closed ({e}); close it or escape "
+            f'it as ""'
+        )
     return None
 
 
