@@ -7,10 +7,7 @@ the nodes in this interpreter, against the pipeline's SQLite MLMD, which the tes
 from __future__ import annotations
 
 import ast
-import os
 import re
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,30 +18,10 @@ from mlpipe.metadata.queries import list_runs, run_executions
 from mlpipe.metadata.store import MetadataStore
 from mlpipe.orchestration.airflow import AirflowDagRunner, compile_for_airflow
 from tests.orchestration import four_nodes
-from tests.support.airflow_env import ensure_airflow_venv
+from tests.support.airflow_env import AirflowHome, ensure_airflow_venv, migrated_airflow_home
 
 NODES = ["ingest", "scale", "apply_module", "summarize"]
 FOUR_NODES_FILE = Path(four_nodes.__file__)
-
-
-@dataclass(frozen=True)
-class AirflowHome:
-    """A migrated AIRFLOW_HOME whose dags folder the tests compile into."""
-
-    airflow: Path
-    dags: Path
-    env: dict[str, str]
-
-    def dags_test(self, dag_id: str, logical_date: str, **env: str) -> subprocess.CompletedProcess:
-        """One DAG run, in the foreground; task logs are part of the output."""
-        return subprocess.run(
-            [str(self.airflow), "dags", "test", dag_id, logical_date],
-            env={**self.env, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            timeout=300,
-        )
 
 
 @pytest.fixture(scope="session")
@@ -54,22 +31,7 @@ def airflow_venv() -> Path:
 
 @pytest.fixture(scope="module")
 def airflow_home(airflow_venv, tmp_path_factory) -> AirflowHome:
-    home = tmp_path_factory.mktemp("airflow_home")
-    dags = home / "dags"
-    dags.mkdir()
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    }
-    env.pop("MLPIPE_METADATA", None)  # the tasks must use the pipeline's own store, as the tests do
-    airflow = airflow_venv / "bin" / "airflow"
-    migrate = subprocess.run(
-        [str(airflow), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert migrate.returncode == 0, migrate.stderr[-3000:]
-    return AirflowHome(airflow, dags, env)
+    return migrated_airflow_home(tmp_path_factory.mktemp("airflow_home"), airflow_venv)
 
 
 def _pipeline(tmp_path: Path, name: str, transform_body: str):

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,3 +70,53 @@ def _build(venv: Path) -> None:
             f"{result.stderr}"
         )
     log.info("built Airflow venv %s in %.1f s", venv, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class AirflowHome:
+    """A migrated AIRFLOW_HOME whose dags folder the tests compile into."""
+
+    airflow: Path
+    dags: Path
+    env: dict[str, str]
+
+    def dags_test(self, dag_id: str, logical_date: str, **env: str) -> subprocess.CompletedProcess:
+        """One DAG run, in the foreground; task logs are part of the output."""
+        return subprocess.run(
+            [str(self.airflow), "dags", "test", dag_id, logical_date],
+            env={**self.env, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=300,
+        )
+
+    def start_dags_test(self, dag_id: str, logical_date: str, log: Path, **env: str) -> subprocess.Popen:
+        """Start one DAG run in the background; its output (with the task logs) goes to ``log``."""
+        with open(log, "w") as out:
+            return subprocess.Popen(
+                [str(self.airflow), "dags", "test", dag_id, logical_date],
+                env={**self.env, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+
+def migrated_airflow_home(home: Path, venv: Path | None = None) -> AirflowHome:
+    """``airflow db migrate`` (SQLite) in ``home``; tasks get no MLMD override, so each pipeline
+    uses its own store, as the tests that read it do."""
+    airflow = (venv or ensure_airflow_venv()) / "bin" / "airflow"
+    dags = home / "dags"
+    dags.mkdir()
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    env.pop("MLPIPE_METADATA", None)
+    migrate = subprocess.run(
+        [str(airflow), "db", "migrate"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    return AirflowHome(airflow, dags, env)
