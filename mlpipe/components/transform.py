@@ -6,11 +6,33 @@ Trainer reads the same features the serving model computes from raw examples.
 
 Everything runs in one Beam pipeline in this process unless ``beam_pipeline_args`` name a runner:
 each split is read once and feeds both the analysis and the transformation.
+
+**Analyzer cache** (TFX's ``analyzer_cache`` input and ``updated_analyzer_cache`` output). TFT
+analyzers reduce each dataset to accumulators (counts, sums, sketches) and merge them; the cache
+keeps each analyzed split's accumulators, so a later run analyzes only the splits it has not
+analyzed before (a split to transform is still read to transform it). Two keys make a cached
+accumulator valid:
+
+- the *dataset key* says which data it summarizes: a digest of the split's tf.Examples and of the
+  schema that decodes them, plus the split name. Equal keys mean the analyzers saw equal inputs,
+  whichever Examples artifact holds them: a re-ingested identical split hits, a changed one (a
+  re-delivered span, types re-inferred over more data, another schema) misses. The artifact URI
+  (TFX's key) would miss whenever ExampleGen re-ran, and a span number cannot tell a re-delivery;
+- TFT's *cache-entry key* says which analyzer produced it: a hash of the analyzer and of the graph
+  computing its input. An edited ``preprocessing_fn`` reuses the analyzers it kept, recomputes the
+  ones it changed, and can never pick up another function's accumulators.
+
+A split is the unit of reuse. ExampleGen's ``range_config`` writes the spans of a range into one
+file per split, so to analyze a growing window span by span give each span its own split
+(``input_config`` with one split pattern per span) and list them in ``splits_config["analyze"]``.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from mlpipe.components.module_loader import user_function
@@ -19,22 +41,53 @@ from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
 from mlpipe.errors import DefinitionError
-from mlpipe.types.standard import Examples, Schema, TransformGraph
+from mlpipe.types.artifact import Artifact
+from mlpipe.types.standard import Examples, Schema, TransformCache, TransformGraph
 
 TRANSFORMED_EXAMPLES_PREFIX = "transformed_examples"
 _METRICS = "mlpipe.Transform"
 
 
 class Transform(Component):
-    """``Transform(examples, schema, module_file=... | preprocessing_fn='pkg.mod.fn', splits_config=...)``.
+    """``Transform(examples, schema, module_file=... | preprocessing_fn='pkg.mod.fn', splits_config=...,
+    analyzer_cache=...)``.
 
     ``splits_config`` is ``{"analyze": ["train"], "transform": ["train", "eval"]}`` as in TFX; by
     default the analyzers see ``train`` and every split is transformed.
+
+    ``analyzer_cache`` (optional) is a previous run's ``updated_analyzer_cache``, found in ML
+    Metadata by a resolver::
+
+        latest = Resolver(strategy="latest_artifact", analyzer_cache=TransformCache).with_id("LatestAnalyzerCache")
+        transform = Transform(..., analyzer_cache=latest.outputs["analyzer_cache"])
+
+    The resolver names the type, not this node's channel (that would be a cycle); on the first run
+    it finds nothing and the analysis reads everything.
+
+    ``updated_analyzer_cache`` is always produced, as TFX does while analyzer caching is enabled
+    (its default): the first run has no cache to read but must leave one for the next, and an
+    output cannot depend on whether a resolver found something at run time. It costs a few small
+    files of accumulators per analyzed split and a pass hashing the analyzed records (~10 us a
+    record), and the transform graph is that of a cacheless run (up to float rounding where
+    accumulators of several splits merge). It holds the accumulators of
+    this run's analyzed splits for this ``preprocessing_fn`` only (carried over from the input or
+    computed now), so it does not grow with history. Its custom properties say what the run took
+    from the cache: ``analyzed_splits`` (read for analysis), ``cached_splits`` (not read for
+    analysis: every accumulator came from the cache), ``cache_entries_decoded`` and
+    ``cache_entries_encoded`` (TFT's counters).
     """
 
     SPEC = ComponentSpec(
-        inputs={"examples": InputSpec(Examples), "schema": InputSpec(Schema)},
-        outputs={"transform_graph": TransformGraph, "transformed_examples": Examples},
+        inputs={
+            "examples": InputSpec(Examples),
+            "schema": InputSpec(Schema),
+            "analyzer_cache": InputSpec(TransformCache, optional=True),
+        },
+        outputs={
+            "transform_graph": TransformGraph,
+            "transformed_examples": Examples,
+            "updated_analyzer_cache": TransformCache,
+        },
         parameters={
             "module_file": ParameterSpec(ModuleFile, default=None, optional=True),
             "preprocessing_fn": ParameterSpec(FunctionPath, default=None, optional=True),
@@ -53,17 +106,30 @@ class Transform(Component):
         if splits_config is not None:
             _check_splits_config(self.id, splits_config)
 
+    @classmethod
+    def inputs_for_cache(cls, inputs: Mapping[str, list[Artifact]]) -> Mapping[str, list[Artifact]]:
+        """The analyzer cache only saves work, it never changes the transform graph; keying the node's
+        cache on it would re-run every Transform, as each run is handed the previous run's cache."""
+        return {key: artifacts for key, artifacts in inputs.items() if key != "analyzer_cache"}
+
     @staticmethod
     def execute(ctx: ExecutionContext) -> None:
         examples = ctx.input("examples")
         schema_artifact = ctx.input("schema")
         assert examples is not None and schema_artifact is not None
+        previous_cache = ctx.input("analyzer_cache")
         preprocessing_fn = user_function(ctx.node_id, ctx.parameters, "preprocessing_fn", "preprocessing_fn")
         analyze, transform = _splits(ctx.node_id, examples, ctx.parameters.get("splits_config"))
         graph = ctx.outputs["transform_graph"]
         transformed = ctx.outputs["transformed_examples"]
-        ctx.log.info("analyzing %s, transforming %s", analyze, transform)
-        counts = _run_pipeline(
+        cache = ctx.outputs["updated_analyzer_cache"]
+        ctx.log.info(
+            "analyzing %s, transforming %s%s",
+            analyze,
+            transform,
+            f", analyzer cache from {previous_cache.uri}" if previous_cache else "",
+        )
+        result = _run_pipeline(
             ctx,
             preprocessing_fn,
             {
@@ -75,14 +141,28 @@ class Transform(Component):
             read_schema(os.path.join(schema_artifact.uri, "schema.pbtxt")),
             graph.uri,
             transformed,
+            previous_cache.uri if previous_cache else None,
+            cache.uri,
         )
         transformed.split_names = transform
         for name in ("span", "version"):
             if examples.get_property(name) is not None:
                 transformed.set_property(name, examples.get_property(name))
-        for split, count in counts.items():
+        for split, count in result.rows.items():
             transformed.set_custom_property(f"num_rows_{split}", count)
-        ctx.log.info("transformed rows per split: %s", counts)
+        cache.set_custom_property("analyzed_splits", result.analyzed_splits)
+        cache.set_custom_property("cached_splits", result.cached_splits)
+        cache.set_custom_property("cache_entries_decoded", result.cache_entries_decoded)
+        cache.set_custom_property("cache_entries_encoded", result.cache_entries_encoded)
+        ctx.log.info(
+            "transformed rows per split: %s; analysis read %s, took %s wholly from the cache "
+            "(cache entries: %d decoded, %d encoded)",
+            result.rows,
+            result.analyzed_splits,
+            result.cached_splits,
+            result.cache_entries_decoded,
+            result.cache_entries_encoded,
+        )
 
 
 def _check_splits_config(owner: str, config: dict[str, Any]) -> None:
@@ -116,14 +196,26 @@ def read_schema(path: str) -> Any:
         return text_format.Parse(f.read(), schema_pb2.Schema())
 
 
+@dataclass(frozen=True)
+class _PipelineResult:
+    rows: dict[str, int]  # transformed rows written per split
+    analyzed_splits: list[str]  # read for analysis
+    cached_splits: list[str]  # analyzed from cached accumulators alone
+    cache_entries_decoded: int
+    cache_entries_encoded: int
+
+
 def _run_pipeline(
     ctx: ExecutionContext, preprocessing_fn: Any, patterns: dict[str, str], analyze: list[str],
     transform: list[str], schema: Any, graph_dir: str, transformed: Examples,
-) -> dict[str, int]:  # fmt: skip
-    """Analyze, write the transform graph and the transformed splits; return rows written per split."""
+    cache_in: str | None, cache_out: str,
+) -> _PipelineResult:  # fmt: skip
+    """Analyze (with the cache in ``cache_in``, if any), write the transform graph, the updated
+    cache and the transformed splits."""
     import apache_beam as beam
     import tensorflow_transform.beam as tft_beam
     from apache_beam.metrics.metric import Metrics, MetricsFilter
+    from tensorflow_transform.beam import common as tft_common
     from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
     from tfx_bsl.public import tfxio
 
@@ -133,18 +225,29 @@ def _run_pipeline(
         split: tfxio.TFExampleRecord(pattern, schema=schema, telemetry_descriptors=["mlpipe", "Transform"])
         for split, pattern in patterns.items()
     }
-    adapter_config = next(iter(sources.values())).TensorAdapterConfig()
+    some_source = next(iter(sources.values()))
+    adapter_config = some_source.TensorAdapterConfig()
+    keys = {split: _dataset_key(split, patterns[split], schema) for split in analyze}
     encoder = RecordBatchToExamplesEncoder()
     pipeline = beam.Pipeline(options=beam_pipeline_options(ctx.beam_pipeline_args))
     with tft_beam.Context(temp_dir=ctx.tmp_dir, use_deep_copy_optimization=True):
+        previous, to_read = _read_analyzer_cache(
+            pipeline, cache_in, keys, preprocessing_fn, some_source.TensorAdapter().OriginalTypeSpecs()
+        )
         data = {
-            split: pipeline | f"Read[{split}]" >> source.BeamSource() for split, source in sources.items()
+            split: pipeline | f"Read[{split}]" >> sources[split].BeamSource()
+            for split in sorted(set(transform) | {s for s in analyze if keys[s] in to_read})
         }
-        analysis_data = [data[split] for split in analyze] | "FlattenAnalyzed" >> beam.Flatten()
-        transform_fn = (analysis_data, adapter_config) | "Analyze" >> tft_beam.AnalyzeDataset(
-            preprocessing_fn
+        analysis_data = {keys[s]: data[s] if keys[s] in to_read else None for s in analyze}
+        transform_fn, computed = (analysis_data, previous, adapter_config) | "Analyze" >> (
+            tft_beam.AnalyzeDatasetWithCache(preprocessing_fn, pipeline=pipeline)
         )
         _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(graph_dir)
+        updated = _updated_cache(previous, computed or {})
+        if updated:
+            _ = updated | "WriteCache" >> tft_beam.analyzer_cache.WriteAnalysisCacheToFS(
+                pipeline, cache_out, dataset_keys=list(keys.values())
+            )
         for split in transform:
             output_prefix = os.path.join(transformed.split_uri(split), TRANSFORMED_EXAMPLES_PREFIX)
             batches, _ = ((data[split], adapter_config), transform_fn) | f"Transform[{split}]" >> (
@@ -160,10 +263,86 @@ def _run_pipeline(
         result = pipeline.run()
         result.wait_until_finish()
     _write_raw_metadata(schema, graph_dir)
+    metrics = result.metrics()
     counts = {split: 0 for split in transform}
-    for metric in result.metrics().query(MetricsFilter().with_namespace(_METRICS))["counters"]:
+    for metric in metrics.query(MetricsFilter().with_namespace(_METRICS))["counters"]:
         counts[metric.key.metric.name.removeprefix("rows_")] += metric.committed
-    return counts
+    tft_counters = {name: 0 for name in ("cache_entries_decoded", "cache_entries_encoded")}
+    for metric in metrics.query(MetricsFilter().with_namespace(tft_common.METRICS_NAMESPACE))["counters"]:
+        if metric.key.metric.name in tft_counters:
+            tft_counters[metric.key.metric.name] += metric.committed
+    return _PipelineResult(
+        rows=counts,
+        analyzed_splits=[s for s in analyze if keys[s] in to_read],
+        cached_splits=[s for s in analyze if keys[s] not in to_read],
+        **tft_counters,
+    )
+
+
+def _dataset_key(split: str, pattern: str, schema: Any) -> Any:
+    """The analyzer cache's name for the data one split feeds the analyzers: its records and the
+    schema decoding them (see the module docstring).
+
+    Each record is hashed re-serialized deterministically: the encoder writes a tf.Example's
+    features in no fixed order, so the same rows encoded twice differ as bytes (and gzip headers
+    carry a write time). This pass costs ~10 us a record, a small part of analyzing it.
+    """
+    import hashlib
+
+    import tensorflow as tf
+    from tensorflow.core.example import example_pb2
+    from tensorflow_transform.beam.analyzer_cache import DatasetKey
+
+    digest = hashlib.sha256(split.encode() + b"\0")
+    digest.update(schema.SerializeToString(deterministic=True))
+    files = sorted(tf.io.gfile.glob(pattern))
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(1024)
+    for batch in records.as_numpy_iterator():
+        for record in batch:
+            digest.update(example_pb2.Example.FromString(record).SerializeToString(deterministic=True))
+    return DatasetKey(f"{re.sub(r'[^A-Za-z0-9._-]', '_', split)}-{digest.hexdigest()[:32]}")
+
+
+def _read_analyzer_cache(
+    pipeline: Any, cache_dir: str | None, keys: dict[str, Any], preprocessing_fn: Any, typespecs: Any
+) -> tuple[dict[Any, Any], set[Any]]:
+    """The cached accumulators of ``cache_dir`` that this ``preprocessing_fn`` can use on these
+    datasets (as PCollections), and the dataset keys whose data must still be read for analysis.
+
+    Without a cache every dataset is read; the empty cache still makes TFT encode accumulators
+    per dataset, for the updated cache.
+    """
+    import tensorflow_transform.beam as tft_beam
+
+    if cache_dir is None:
+        return {}, set(keys.values())
+    builder = tft_beam.analysis_graph_builder
+    # force_tf_compat_v1=False, as the Context the analysis runs in
+    wanted = builder.get_analysis_cache_entry_keys(preprocessing_fn, typespecs, list(keys.values()), False)
+    previous = pipeline | "ReadCache" >> tft_beam.analyzer_cache.ReadAnalysisCacheFromFS(
+        cache_dir, list(keys.values()), cache_entry_keys=wanted
+    )
+    to_read = builder.get_analysis_dataset_keys(
+        preprocessing_fn, typespecs, list(keys.values()), previous, False
+    )
+    return previous, set(to_read)
+
+
+def _updated_cache(previous: dict[Any, Any], computed: dict[Any, Any]) -> dict[Any, Any]:
+    """Per dataset, the accumulators taken from the previous cache plus those computed now.
+
+    Entries the previous cache held for other analyzers or other data are dropped: they were not
+    read (see ``_read_analyzer_cache``), so the cache stays the size of one run's analysis.
+    """
+    from tensorflow_transform.beam.analyzer_cache import DatasetCache
+
+    updated = {}
+    for key in previous.keys() | computed.keys():
+        old, new = previous.get(key), computed.get(key)
+        entries = {**(old.cache_dict if old else {}), **(new.cache_dict if new else {})}
+        if entries:
+            updated[key] = DatasetCache(entries, new.metadata if new else old.metadata)
+    return updated
 
 
 def _write_raw_metadata(schema: Any, graph_dir: str) -> None:

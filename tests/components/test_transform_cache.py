@@ -1,0 +1,240 @@
+"""Transform's analyzer cache, across runs of a real pipeline on LocalDagRunner.
+
+The data is a few hundred generated rows per span in CSV; CsvExampleGen gives every span its own
+split (the unit of reuse), beside a fixed ``eval`` split, and ImportSchemaGen a written schema. The
+cache of the previous run comes from ``Resolver(strategy="latest_artifact")``. Runs, in order:
+
+1. span 1, cache wired (none found yet): writes the first cache;
+2. spans 1+2, cache wired: another Examples artifact, whose span-1 split has the same records;
+3. spans 1+2 without a cache, under another node id: the reference for 2;
+4. run 2 again: Transform stays cached although the resolver now hands it run 3's cache;
+5. spans 1+2, another preprocessing_fn, cache wired (resolves run 3's cache);
+6. spans 1+2, that other preprocessing_fn, without a cache: the reference for 5.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlpipe import Pipeline, Resolver
+from mlpipe.components.example_gen import CsvExampleGen
+from mlpipe.components.schema_gen import ImportSchemaGen
+from mlpipe.components.transform import Transform
+from mlpipe.metadata.config import sqlite
+from mlpipe.orchestration.local import LocalDagRunner
+from mlpipe.types import TransformCache
+
+ROWS_PER_SPAN = 300
+
+# Three analyzers (vocabulary, mean and variance, quantiles), one analysis phase.
+MAIN_MODULE = """
+import tensorflow_transform as tft
+
+def preprocessing_fn(inputs):
+    return {
+        "x_z": tft.scale_to_z_score(inputs["x"]),
+        "cat_id": tft.compute_and_apply_vocabulary(inputs["cat"], vocab_filename="cat"),
+        "n_bucket": tft.bucketize(inputs["n"], num_buckets=4),
+    }
+"""
+
+# The same vocabulary and buckets; the z-score analyzer (same name) now sees log1p(x). Reusing
+# MAIN's mean and variance of x for it would give values far from the cacheless run's.
+OTHER_MODULE = """
+import tensorflow as tf
+import tensorflow_transform as tft
+
+def preprocessing_fn(inputs):
+    return {
+        "x_z": tft.scale_to_z_score(tf.math.log1p(inputs["x"])),
+        "cat_id": tft.compute_and_apply_vocabulary(inputs["cat"], vocab_filename="cat"),
+        "n_bucket": tft.bucketize(inputs["n"], num_buckets=4),
+    }
+"""
+
+SCHEMA = """
+feature { name: "x" type: FLOAT presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
+feature { name: "cat" type: BYTES presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
+feature { name: "n" type: INT presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
+"""
+
+
+def _write_csv(path: Path, seed: int, rows: int, categories: list[str], scale: float) -> None:
+    """Rows of x (float), cat (skewed categories) and n (int); every value present."""
+    rng = np.random.default_rng(seed)
+    weights = np.arange(len(categories), 0, -1, dtype=float)
+    cats = rng.choice(categories, size=rows, p=weights / weights.sum())
+    xs = rng.gamma(2.0, scale, size=rows)
+    ns = rng.integers(0, 100, size=rows)
+    path.parent.mkdir(parents=True)
+    lines = ["x,cat,n"] + [f"{x:.3f},{c},{n}" for x, c, n in zip(xs, cats, ns, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _pipeline(work: Path, spans: list[int], module: str, cached: bool, node_id: str) -> Pipeline:
+    span_splits = [f"span{s}" for s in spans]
+    gen = CsvExampleGen(
+        input_base=str(work / "data"),
+        input_config={
+            "splits": [{"name": f"span{s}", "pattern": f"span-{s}/*.csv"} for s in spans]
+            + [{"name": "eval", "pattern": "eval/*.csv"}]
+        },
+    )
+    schema = ImportSchemaGen(schema_file=str(work / "schema.pbtxt"))
+    nodes = [gen, schema]
+    cache_input = {}
+    if cached:
+        resolver = Resolver(strategy="latest_artifact", analyzer_cache=TransformCache).with_id(
+            "LatestAnalyzerCache"
+        )
+        nodes.append(resolver)
+        cache_input["analyzer_cache"] = resolver.outputs["analyzer_cache"]
+    transform = Transform(
+        examples=gen.outputs["examples"],
+        schema=schema.outputs["schema"],
+        module_file=str(work / module),
+        splits_config={"analyze": span_splits, "transform": [*span_splits, "eval"]},
+        **cache_input,
+    ).with_id(node_id)
+    return Pipeline(
+        "transform_cache", work / "root", [*nodes, transform], metadata=sqlite(work / "metadata.sqlite")
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The six runs of the module docstring: name -> (Transform's NodeResult, the run's RunResult)."""
+    work = tmp_path_factory.mktemp("transform_cache")
+    _write_csv(work / "data" / "span-1" / "data.csv", 1, ROWS_PER_SPAN, ["a", "b", "c", "d"], 1.0)
+    # span 2 brings a new category and larger x, so analyzing it changes every analyzer's result
+    _write_csv(work / "data" / "span-2" / "data.csv", 2, ROWS_PER_SPAN, ["b", "e", "a", "f"], 3.0)
+    _write_csv(work / "data" / "eval" / "data.csv", 3, 100, ["a", "b", "c", "d", "e", "f"], 2.0)
+    (work / "schema.pbtxt").write_text(SCHEMA)
+    (work / "main_module.py").write_text(MAIN_MODULE)
+    (work / "other_module.py").write_text(OTHER_MODULE)
+    plan = {
+        "first": ([1], "main_module.py", True, "Transform"),
+        "grown": ([1, 2], "main_module.py", True, "Transform"),
+        "reference": ([1, 2], "main_module.py", False, "ReferenceTransform"),
+        "rerun": ([1, 2], "main_module.py", True, "Transform"),
+        "other": ([1, 2], "other_module.py", True, "OtherTransform"),
+        "other_reference": ([1, 2], "other_module.py", False, "OtherReference"),
+    }
+    found = {}
+    for name, (spans, module, cached, node_id) in plan.items():
+        result = LocalDagRunner(progress=False).run(_pipeline(work, spans, module, cached, node_id))
+        found[name] = (result.results[node_id], result)
+    return found
+
+
+def _cache(runs, name: str):
+    return runs[name][0].outputs["updated_analyzer_cache"][0]
+
+
+def _took(runs, name: str) -> dict:
+    """What a run's analysis took from the cache, as recorded on its updated cache."""
+    props = _cache(runs, name).custom_properties
+    return {
+        "analyzed": json.loads(props["analyzed_splits"]),
+        "cached": json.loads(props["cached_splits"]),
+        "decoded": props["cache_entries_decoded"],
+        "encoded": props["cache_entries_encoded"],
+    }
+
+
+def _graph(runs, name: str):
+    import tensorflow_transform as tft
+
+    return tft.TFTransformOutput(runs[name][0].outputs["transform_graph"][0].uri)
+
+
+def _transformed_rows(runs, name: str, split: str) -> dict[str, np.ndarray]:
+    """Each transformed feature of one split, in row order."""
+    import tensorflow as tf
+
+    examples = runs[name][0].outputs["transformed_examples"][0]
+    files = tf.io.gfile.glob(os.path.join(examples.split_uri(split), "*.gz"))
+    columns: dict[str, list[float]] = {}
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        for key, feature in tf.train.Example.FromString(record.numpy()).features.feature.items():
+            values = feature.float_list.value or feature.int64_list.value
+            columns.setdefault(key, []).extend(values)
+    return {key: np.array(values) for key, values in columns.items()}
+
+
+def _assert_same_transform(runs, name: str, reference: str) -> None:
+    assert _graph(runs, name).vocabulary_by_name("cat") == _graph(runs, reference).vocabulary_by_name("cat")
+    for split in ("span1", "span2", "eval"):
+        got, want = _transformed_rows(runs, name, split), _transformed_rows(runs, reference, split)
+        assert set(got) == set(want) == {"x_z", "cat_id", "n_bucket"}
+        assert len(got["x_z"]) == (100 if split == "eval" else ROWS_PER_SPAN)
+        np.testing.assert_allclose(got["x_z"], want["x_z"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(got["cat_id"], want["cat_id"])
+        np.testing.assert_array_equal(got["n_bucket"], want["n_bucket"])
+
+
+@pytest.mark.e2e
+def test_grown_data_analyzes_only_the_new_span_and_matches_a_cacheless_run(runs):
+    first, grown, reference = _took(runs, "first"), _took(runs, "grown"), _took(runs, "reference")
+    # the first run found no cache: it read its split and encoded its accumulators
+    assert (first["analyzed"], first["cached"], first["decoded"]) == (["span1"], [], 0)
+    assert first["encoded"] >= 3  # one per analyzer at least
+    # with span 2 added, span 1 came wholly from the first run's cache and was not read
+    assert (grown["analyzed"], grown["cached"]) == (["span2"], ["span1"])
+    assert grown["decoded"] == first["encoded"]
+    assert grown["encoded"] == first["encoded"]  # span 2's, the same analyzers
+    # the cacheless reference read both spans
+    assert (reference["analyzed"], reference["cached"], reference["decoded"]) == (["span1", "span2"], [], 0)
+    assert reference["encoded"] == 2 * first["encoded"]
+    # ... and computed the same transform graph and transformed examples
+    _assert_same_transform(runs, "grown", "reference")
+    # which do include span 2: its new category is in the vocabulary
+    assert b"f" in _graph(runs, "grown").vocabulary_by_name("cat")
+    assert b"f" not in _graph(runs, "first").vocabulary_by_name("cat")
+
+
+@pytest.mark.e2e
+def test_cache_is_keyed_by_the_split_content_not_the_examples_artifact(runs):
+    first_examples = runs["first"][1].results["CsvExampleGen"].outputs["examples"][0]
+    grown_examples = runs["grown"][1].results["CsvExampleGen"].outputs["examples"][0]
+    assert first_examples.id != grown_examples.id  # another ExampleGen run, same span-1 records
+    first_keys = sorted(os.listdir(_cache(runs, "first").uri))
+    grown_keys = sorted(os.listdir(_cache(runs, "grown").uri))
+    assert [k.split("-")[0] for k in grown_keys] == ["span1", "span2"]
+    assert first_keys == grown_keys[:1]
+    # the updated cache carries span 1's accumulators on: the next run can reuse both spans
+    assert sorted(os.listdir(_cache(runs, "reference").uri)) == grown_keys
+
+
+@pytest.mark.e2e
+def test_a_new_cache_input_alone_does_not_rerun_transform(runs):
+    rerun = runs["rerun"][1]
+    assert (
+        rerun.results["LatestAnalyzerCache"].outputs["analyzer_cache"][0].id == _cache(runs, "reference").id
+    )
+    assert rerun.results["Transform"].state == "CACHED"
+    assert rerun.results["Transform"].outputs["transform_graph"][0].id == (
+        runs["grown"][0].outputs["transform_graph"][0].id
+    )
+
+
+@pytest.mark.e2e
+def test_cache_of_another_preprocessing_fn_reuses_only_unchanged_analyzers(runs):
+    resolved = runs["other"][1].results["LatestAnalyzerCache"].outputs["analyzer_cache"][0]
+    assert resolved.id == _cache(runs, "reference").id  # MAIN_MODULE's accumulators of spans 1+2
+    other, reference = _took(runs, "other"), _took(runs, "other_reference")
+    # the changed z-score analyzer has no valid entry, so both spans were read ...
+    assert (other["analyzed"], other["cached"]) == (["span1", "span2"], [])
+    # ... while the unchanged vocabulary and quantiles came from the cache, for both spans
+    assert 0 < other["decoded"] < _took(runs, "reference")["encoded"]
+    assert other["decoded"] + other["encoded"] == reference["encoded"]
+    _assert_same_transform(runs, "other", "other_reference")
+    # MAIN's mean/variance would have been wrong here: the two functions' z-scores differ
+    main_z = _transformed_rows(runs, "reference", "eval")["x_z"]
+    other_z = _transformed_rows(runs, "other", "eval")["x_z"]
+    assert not np.allclose(main_z, other_z, atol=0.05)
