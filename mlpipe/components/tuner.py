@@ -20,7 +20,7 @@ from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
 from mlpipe.errors import DefinitionError
-from mlpipe.types.standard import Examples, HyperParameters, Schema, TransformGraph
+from mlpipe.types.standard import Examples, HyperParameters, Schema, TransformGraph, TunerResults
 
 
 class TunerFnResult(NamedTuple):
@@ -32,7 +32,8 @@ class TunerFnResult(NamedTuple):
 
 class Tuner(Component):
     """``Tuner(examples, schema=, transform_graph=, module_file= | tuner_fn=, train_args=, eval_args=,
-    tune_args=, custom_config=)``; output ``best_hyperparameters``.
+    tune_args=, custom_config=)``; outputs ``best_hyperparameters`` and ``tuner_results`` (every trial,
+    best first, in ``tuner_results.json``).
 
     Trials run one after another in this process: ``tune_args`` accepts only TFX's
     ``{"num_parallel_trials": 1}`` (distributed tuning is the tuner's own business).
@@ -44,7 +45,7 @@ class Tuner(Component):
             "schema": InputSpec(Schema, optional=True),
             "transform_graph": InputSpec(TransformGraph, optional=True),
         },
-        outputs={"best_hyperparameters": HyperParameters},
+        outputs={"best_hyperparameters": HyperParameters, "tuner_results": TunerResults},
         parameters={
             "module_file": ParameterSpec(ModuleFile, default=None, optional=True),
             "tuner_fn": ParameterSpec(FunctionPath, default=None, optional=True),
@@ -95,3 +96,34 @@ class Tuner(Component):
         with open(os.path.join(out.uri, HYPERPARAMETERS_FILE), "w") as f:
             json.dump(config, f, indent=2, sort_keys=True)
         ctx.log.info("best hyperparameters: %s", best[0].values)
+        trials = trial_summaries(result.tuner)
+        results = ctx.outputs["tuner_results"]
+        with open(os.path.join(results.uri, TUNER_RESULTS_FILE), "w") as f:
+            json.dump(trials, f, indent=2, sort_keys=True, default=str)
+        results.set_custom_property("num_trials", len(trials))
+        results.set_custom_property("best_score", trials[0]["score"] if trials else None)
+
+
+TUNER_RESULTS_FILE = "tuner_results.json"
+
+
+def trial_summaries(tuner: Any) -> list[dict[str, Any]]:
+    """Every trial of the search, best first: id, status, score, hyperparameter values and the best
+    value of each metric, so a search can be compared without KerasTuner's own files."""
+    oracle = tuner.oracle
+    best_first = [t.trial_id for t in oracle.get_best_trials(len(oracle.trials))]
+    order = best_first + sorted(set(oracle.trials) - set(best_first))
+    summaries = []
+    for trial_id in order:
+        trial = oracle.trials[trial_id]
+        metrics = {name: trial.metrics.get_best_value(name) for name in trial.metrics.metrics}
+        summaries.append(
+            {
+                "trial_id": trial_id,
+                "status": str(trial.status),
+                "score": trial.score,
+                "hyperparameters": dict(trial.hyperparameters.values),
+                "metrics": metrics,
+            }
+        )
+    return summaries

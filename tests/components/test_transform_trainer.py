@@ -258,6 +258,13 @@ def test_tuner_best_hyperparameters_reach_trainer(taxi_run):
     assert best["values"]["units"] in (2, 4, 6, 8)
     fields = json.loads((work / "fn_args.json").read_text())
     assert fields["hyperparameters"] == best
+    results = _output(result, "Tuner", "tuner_results")
+    with open(os.path.join(results.uri, "tuner_results.json")) as f:
+        trials = json.load(f)
+    assert len(trials) == 2 == results.get_custom_property("num_trials")
+    assert trials[0]["hyperparameters"] == best["values"]  # best first
+    assert trials[0]["score"] == results.get_custom_property("best_score") >= trials[1]["score"]
+    assert set(trials[0]["metrics"]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
 
 
 @pytest.mark.e2e
