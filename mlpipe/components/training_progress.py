@@ -65,6 +65,9 @@ class StepWindowLogger(tf_keras.callbacks.Callback):
 
     def __init__(self, log: logging.Logger, unknown_epoch_window: int = 100):
         super().__init__()
+        # Take the logs as tensors: a callback wanting numbers would make Keras copy every batch's
+        # metrics out of the graph (a sync per step); they are read only when a line is logged.
+        self._supports_tf_logs = True
         self.log = log
         self.unknown_epoch_window = unknown_epoch_window
 
