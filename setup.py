@@ -18,6 +18,7 @@ CORE = [
     "pandas",
     "rich",
     "sqlalchemy",  # SqlExampleGen
+    "isal",  # gzip level 1 at ~4x zlib's speed for ExampleGen's TFRecords
 ]
 
 setup(

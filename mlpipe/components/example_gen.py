@@ -200,12 +200,13 @@ def record_input(ctx: ExecutionContext, resolved: ResolvedInput) -> None:
 def encode_tables(
     tables: dict[str, pa.Table],
     to_examples: Callable[[pa.Table], pa.Table],
-    fingerprints: Callable[[pa.Table, list[bytes]], np.ndarray],
+    row_fingerprints: Callable[[pa.Table], np.ndarray] | None,
 ) -> InputRecords:
     """Encode the tables of the input splits (split name -> table) as one set of examples.
 
     Types are decided over all splits at once (``to_examples``), so a feature has one type in
-    train and eval; ``fingerprints(raw table, records)`` hashes rows for a hash split.
+    train and eval. ``row_fingerprints(raw table)`` hashes rows for a hash split; without it the
+    encoded records are hashed.
     """
     from mlpipe.io import examples as io
 
@@ -214,7 +215,9 @@ def encode_tables(
     typed = to_examples(raw)
     records = io.encode_examples(typed)
     counts = {n: tables[n].num_rows for n in names}
-    return InputRecords(records, counts, lambda: fingerprints(raw, records), typed)
+    if row_fingerprints is None:
+        return InputRecords(records, counts, lambda: io.record_fingerprints(records), typed)
+    return InputRecords(records, counts, lambda: row_fingerprints(raw), typed)
 
 
 class CsvExampleGen(FileBasedExampleGen):
@@ -229,7 +232,7 @@ class CsvExampleGen(FileBasedExampleGen):
 
         tables = {name: io.read_csv_strings(paths) for name, paths in files.items()}
         # hashing the row text keeps a row's split independent of the types inferred for it
-        return encode_tables(tables, io.infer_column_types, lambda raw, _: io.row_fingerprints(raw))
+        return encode_tables(tables, io.infer_column_types, io.row_fingerprints)
 
 
 class ImportExampleGen(FileBasedExampleGen):

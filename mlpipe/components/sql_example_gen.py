@@ -52,7 +52,7 @@ class SqlExampleGen(BaseExampleGen):
         query = ctx.parameters["query"]
         table = query_as_text(query, ctx.parameters["connection_url"])
         data: InputRecords = encode_tables(
-            {"single_split": table}, io.infer_column_types, lambda raw, _: io.row_fingerprints(raw)
+            {"single_split": table}, io.infer_column_types, io.row_fingerprints
         )
         write_splits(ctx, data)
         out = ctx.outputs["examples"]
