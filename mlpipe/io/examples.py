@@ -209,9 +209,22 @@ def row_fingerprints(table: pa.Table) -> np.ndarray:
 
     if table.num_columns == 0:
         return np.zeros(table.num_rows, dtype=np.uint64)
-    columns = [c.combine_chunks() if c.num_chunks else pa.array([], pa.string()) for c in table.columns]
-    joined = pc.binary_join_element_wise(*columns, "\x1f", null_handling="replace", null_replacement="\x00")
+    columns = [
+        _as_binary(c.combine_chunks() if c.num_chunks else pa.array([], c.type)) for c in table.columns
+    ]
+    joined = pc.binary_join_element_wise(*columns, b"\x1f", null_handling="replace", null_replacement=b"\x00")
     return _mix(pd.util.hash_array(joined.to_numpy(zero_copy_only=False), categorize=False))
+
+
+def _as_binary(column: pa.Array) -> pa.Array:
+    """A scalar column as bytes (numbers by their text), so any typed table can be row-hashed."""
+    import pyarrow as pa
+
+    if pa.types.is_binary(column.type):
+        return column
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = column.cast(pa.string())
+    return column.cast(pa.binary())
 
 
 def column_fingerprints(table: pa.Table, feature: str) -> np.ndarray:
