@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import sys
 from pathlib import Path
@@ -15,19 +14,6 @@ sys.path.insert(0, str(REPO / "pipelines"))
 from taxi import create_pipeline  # noqa: E402
 
 from mlpipe.orchestration.local import LocalDagRunner  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def small_data(tmp_path_factory) -> Path:
-    data = tmp_path_factory.mktemp("taxi_data")
-    with (
-        open(REPO / "examples" / "data" / "chicago_taxi.csv", newline="") as src,
-        open(data / "data.csv", "w") as dst,
-    ):
-        writer = csv.writer(dst)
-        for _, row in zip(range(3001), csv.reader(src), strict=False):
-            writer.writerow(row)
-    return data
 
 
 def _raw_eval_examples(examples_uri: str) -> list[bytes]:

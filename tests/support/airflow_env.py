@@ -107,7 +107,7 @@ def migrated_airflow_home(home: Path, venv: Path | None = None) -> AirflowHome:
     uses its own store, as the tests that read it do."""
     airflow = (venv or ensure_airflow_venv()) / "bin" / "airflow"
     dags = home / "dags"
-    dags.mkdir()
+    dags.mkdir(parents=True)
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(home),
