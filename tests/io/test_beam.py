@@ -36,3 +36,30 @@ def test_pipeline_runs_on_the_default_runner():
     with beam.Pipeline(options=beam_pipeline_options([])) as pipeline:
         squares = pipeline | beam.Create([1, 2, 3]) | beam.Map(lambda x: x * x)
         assert_that(squares, equal_to([1, 4, 9]))
+
+
+def test_dofn_specs_are_memoized_and_stateful_dofns_still_work():
+    import apache_beam as beam
+    from apache_beam.coders import VarIntCoder
+    from apache_beam.testing.util import assert_that, equal_to
+    from apache_beam.transforms import userstate
+
+    class CountPerKey(beam.DoFn):
+        COUNT = userstate.ReadModifyWriteStateSpec("count", VarIntCoder())
+
+        def process(self, element, count=beam.DoFn.StateParam(COUNT)):
+            seen = (count.read() or 0) + 1
+            count.write(seen)
+            yield element[0], seen
+
+    options = beam_pipeline_options([])
+    assert userstate.get_dofn_specs.memoized_by_mlpipe
+    dofn = CountPerKey()
+    state_specs, timer_specs = userstate.get_dofn_specs(dofn)
+    assert ({s.name for s in state_specs}, timer_specs) == ({"count"}, set())
+    state_specs.clear()  # callers get copies: the remembered answer stays whole
+    assert {s.name for s in userstate.get_dofn_specs(dofn)[0]} == {"count"}
+    assert userstate.is_stateful_dofn(dofn) and not userstate.is_stateful_dofn(beam.DoFn())
+    with beam.Pipeline(options=options) as pipeline:
+        counted = pipeline | beam.Create([("a", 0), ("b", 0), ("a", 0)]) | beam.ParDo(CountPerKey())
+        assert_that(counted, equal_to([("a", 1), ("a", 2), ("b", 1)]))
