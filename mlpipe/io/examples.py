@@ -729,7 +729,7 @@ def _binary_array(data: np.ndarray, lengths: np.ndarray, present: np.ndarray | N
     )
 
 
-def write_examples(split_dir: str, records: Iterable[bytes]) -> str:
+def write_examples(split_dir: str, records: Iterable[bytes], file_name: str = EXAMPLES_FILE) -> str:
     """Write one split in TFX's layout: a single gzipped TFRecord shard; returns its path.
 
     The TFRecord framing is written here (length, masked CRC32C, data, masked CRC32C) so that
@@ -746,7 +746,7 @@ def write_examples(split_dir: str, records: Iterable[bytes]) -> str:
     from isal import igzip
 
     os.makedirs(split_dir, exist_ok=True)
-    path = os.path.join(split_dir, EXAMPLES_FILE)
+    path = os.path.join(split_dir, file_name)
     iterator = iter(records)
     with igzip.open(path, "wb", compresslevel=1) as f, ThreadPoolExecutor(1) as compressor:
         pending: Future[int] | None = None

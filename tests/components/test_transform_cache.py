@@ -9,7 +9,9 @@ cache of the previous run comes from ``Resolver(strategy="latest_artifact")``. R
 3. spans 1+2 without a cache, under another node id: the reference for 2;
 4. run 2 again: Transform stays cached although the resolver now hands it run 3's cache;
 5. spans 1+2, another preprocessing_fn, cache wired (resolves run 3's cache);
-6. spans 1+2, that other preprocessing_fn, without a cache: the reference for 5.
+6. spans 1+2, that other preprocessing_fn, without a cache: the reference for 5;
+7. spans 1+2 without a cache, transformed by Beam (``beam_threshold_rows=0``): the reference
+   (run 3) transformed these small splits in process, and both ways must write the same examples.
 """
 
 from __future__ import annotations
@@ -76,7 +78,9 @@ def _write_csv(path: Path, seed: int, rows: int, categories: list[str], scale: f
     path.write_text("\n".join(lines) + "\n")
 
 
-def _pipeline(work: Path, spans: list[int], module: str, cached: bool, node_id: str) -> Pipeline:
+def _pipeline(
+    work: Path, spans: list[int], module: str, cached: bool, node_id: str, **transform_args: int
+) -> Pipeline:
     span_splits = [f"span{s}" for s in spans]
     gen = CsvExampleGen(
         input_base=str(work / "data"),
@@ -100,6 +104,7 @@ def _pipeline(work: Path, spans: list[int], module: str, cached: bool, node_id: 
         module_file=str(work / module),
         splits_config={"analyze": span_splits, "transform": [*span_splits, "eval"]},
         **cache_input,
+        **transform_args,
     ).with_id(node_id)
     return Pipeline(
         "transform_cache", work / "root", [*nodes, transform], metadata=sqlite(work / "metadata.sqlite")
@@ -124,10 +129,12 @@ def runs(tmp_path_factory):
         "rerun": ([1, 2], "main_module.py", True, "Transform"),
         "other": ([1, 2], "other_module.py", True, "OtherTransform"),
         "other_reference": ([1, 2], "other_module.py", False, "OtherReference"),
+        "with_beam": ([1, 2], "main_module.py", False, "BeamTransform", {"beam_threshold_rows": 0}),
     }
     found = {}
-    for name, (spans, module, cached, node_id) in plan.items():
-        result = LocalDagRunner(progress=False).run(_pipeline(work, spans, module, cached, node_id))
+    for name, (spans, module, cached, node_id, *args) in plan.items():
+        pipeline = _pipeline(work, spans, module, cached, node_id, **(args[0] if args else {}))
+        result = LocalDagRunner(progress=False).run(pipeline)
         found[name] = (result.results[node_id], result)
     return found
 
@@ -238,3 +245,17 @@ def test_cache_of_another_preprocessing_fn_reuses_only_unchanged_analyzers(runs)
     main_z = _transformed_rows(runs, "reference", "eval")["x_z"]
     other_z = _transformed_rows(runs, "other", "eval")["x_z"]
     assert not np.allclose(main_z, other_z, atol=0.05)
+
+
+@pytest.mark.e2e
+def test_small_splits_transformed_in_process_equal_beams_output(runs):
+    def log(name: str) -> str:
+        return Path(runs[name][0].log_path).read_text()
+
+    assert "transforming ['span1', 'span2', 'eval'] in this process" in log("reference")
+    assert "transforming ['span1', 'span2', 'eval'] with Beam" in log("with_beam")
+    _assert_same_transform(runs, "with_beam", "reference")
+    for name in ("reference", "with_beam"):
+        examples = runs[name][0].outputs["transformed_examples"][0]
+        assert os.listdir(examples.split_uri("eval")) == ["transformed_examples-00000-of-00001.gz"]
+        assert examples.get_custom_property("num_rows_span2") == ROWS_PER_SPAN
