@@ -47,7 +47,7 @@ def test_dofn_specs_are_memoized_and_stateful_dofns_still_work():
     class CountPerKey(beam.DoFn):
         COUNT = userstate.ReadModifyWriteStateSpec("count", VarIntCoder())
 
-        def process(self, element, count=beam.DoFn.StateParam(COUNT)):
+        def process(self, element, count=beam.DoFn.StateParam(COUNT)):  # noqa: B008 (Beam declares state so)
             seen = (count.read() or 0) + 1
             count.write(seen)
             yield element[0], seen
