@@ -314,8 +314,9 @@ def _apply_transform_graph(
 
     The steps of TFT's ``TransformDataset`` without Beam: decode a batch of records with the raw
     schema, feed its tensors to the transform SavedModel, convert the outputs to Arrow with TFT's
-    converter for the transformed schema, encode them as tf.Examples; a split is read and written
-    batch by batch (the written file is as Beam would name it).
+    converter for the transformed schema, encode them as tf.Examples. A split's records are held
+    in memory (they are at most ``beam_threshold_rows``); the tensors exist a batch at a time. The
+    file is named as Beam's sink would name it.
     """
     import tensorflow_transform as tft
     from tensorflow_transform import impl_helper
