@@ -284,14 +284,15 @@ def _run_pipeline(
         result.wait_until_finish()
     _write_raw_metadata(schema, graph_dir)
     metrics = result.metrics()
-    counts = {split: 0 for split in transform}
-    for metric in metrics.query(MetricsFilter().with_namespace(_METRICS))["counters"]:
-        counts[metric.key.metric.name.removeprefix("rows_")] += metric.committed
     if in_process:
         counts = _apply_transform_graph(
             graph_dir, schema, adapter_config, {split: os.path.dirname(patterns[split]) for split in transform},
             transformed,
         )  # fmt: skip
+    else:
+        counts = {split: 0 for split in transform}
+        for metric in metrics.query(MetricsFilter().with_namespace(_METRICS))["counters"]:
+            counts[metric.key.metric.name.removeprefix("rows_")] += metric.committed
     tft_counters = {name: 0 for name in ("cache_entries_decoded", "cache_entries_encoded")}
     for metric in metrics.query(MetricsFilter().with_namespace(tft_common.METRICS_NAMESPACE))["counters"]:
         if metric.key.metric.name in tft_counters:
