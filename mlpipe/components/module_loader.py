@@ -76,13 +76,22 @@ def user_function(
     Components accept either a ModuleFile (TFX's ``module_file``) or an import path parameter (TFX's
     ``run_fn``/``preprocessing_fn``); exactly one must be set.
     """
+    check_function_source(owner, parameters, function_name, path_parameter)
     module_file = parameters.get("module_file")
-    import_path = parameters.get(path_parameter)
-    if bool(module_file) == bool(import_path):
+    if module_file:
+        return load_function(module_file, function_name)
+    return load_function_path(parameters[path_parameter])
+
+
+def check_function_source(
+    owner: str, parameters: dict[str, Any], function_name: str, path_parameter: str
+) -> None:
+    """Refuse a component given both or neither of ``module_file`` and the import path parameter.
+
+    Components call it when defined, so the mistake shows before a run starts.
+    """
+    if bool(parameters.get("module_file")) == bool(parameters.get(path_parameter)):
         raise DefinitionError(
             f"{owner}: pass exactly one of module_file=<file defining {function_name}> or "
             f"{path_parameter}='package.module.{function_name}'"
         )
-    if module_file:
-        return load_function(module_file, function_name)
-    return load_function_path(import_path)

@@ -13,13 +13,13 @@ import time
 from typing import Any
 
 from mlpipe.components.keras2 import import_keras_tuner, skip_autograph_for_tf_keras
-from mlpipe.components.module_loader import user_function
+from mlpipe.components.module_loader import check_function_source, user_function
 from mlpipe.components.training_inputs import SERVING_MODEL_DIR, build_fn_args, read_hyperparameters
 from mlpipe.dsl.annotations import FunctionPath, ModuleFile
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
-from mlpipe.errors import ComponentError, DefinitionError
+from mlpipe.errors import ComponentError
 from mlpipe.types.standard import Examples, HyperParameters, Model, ModelRun, Schema, TransformGraph
 
 
@@ -50,10 +50,7 @@ class Trainer(Component):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        if bool(self.parameters["module_file"]) == bool(self.parameters["run_fn"]):
-            raise DefinitionError(
-                f"{self.id}: pass exactly one of module_file=<file defining run_fn> or run_fn='package.module.run_fn'"
-            )
+        check_function_source(self.id, self.parameters, "run_fn", "run_fn")
 
     @staticmethod
     def execute(ctx: ExecutionContext) -> None:

@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlpipe.components.module_loader import user_function
+from mlpipe.components.module_loader import check_function_source, user_function
 from mlpipe.dsl.annotations import FunctionPath, ModuleFile
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
@@ -102,11 +102,7 @@ class Transform(Component):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        if bool(self.parameters["module_file"]) == bool(self.parameters["preprocessing_fn"]):
-            raise DefinitionError(
-                f"{self.id}: pass exactly one of module_file=<file defining preprocessing_fn> or "
-                f"preprocessing_fn='package.module.preprocessing_fn'"
-            )
+        check_function_source(self.id, self.parameters, "preprocessing_fn", "preprocessing_fn")
         splits_config = self.parameters["splits_config"]
         if splits_config is not None:
             _check_splits_config(self.id, splits_config)

@@ -13,7 +13,7 @@ import os
 from typing import Any, NamedTuple
 
 from mlpipe.components.keras2 import import_keras_tuner, skip_autograph_for_tf_keras
-from mlpipe.components.module_loader import user_function
+from mlpipe.components.module_loader import check_function_source, user_function
 from mlpipe.components.training_inputs import HYPERPARAMETERS_FILE, build_fn_args
 from mlpipe.dsl.annotations import FunctionPath, ModuleFile
 from mlpipe.dsl.component import Component
@@ -58,11 +58,7 @@ class Tuner(Component):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        if bool(self.parameters["module_file"]) == bool(self.parameters["tuner_fn"]):
-            raise DefinitionError(
-                f"{self.id}: pass exactly one of module_file=<file defining tuner_fn> or "
-                f"tuner_fn='package.module.tuner_fn'"
-            )
+        check_function_source(self.id, self.parameters, "tuner_fn", "tuner_fn")
         tune_args = self.parameters["tune_args"]
         if tune_args and tune_args != {"num_parallel_trials": 1}:
             raise DefinitionError(
