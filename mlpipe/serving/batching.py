@@ -8,13 +8,13 @@ one file configures both the built-in server and ``tensorflow_model_server``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -145,10 +145,10 @@ def _batching_parameters_class() -> type:
 class _Task:
     __slots__ = ("inputs", "rows", "future", "enqueued")
 
-    def __init__(self, inputs: Tensors, rows: int):
+    def __init__(self, inputs: Tensors, rows: int, future: asyncio.Future[Tensors]):
         self.inputs = inputs
         self.rows = rows
-        self.future: Future[Tensors] = Future()
+        self.future = future
         self.enqueued = time.monotonic()
 
 
@@ -162,132 +162,141 @@ class _Queue:
 
 
 class Batcher:
-    """Queues requests per batching key and runs merged batches on ``num_batch_threads`` threads.
+    """Queues requests per batching key on the serving event loop; runs merged batches on threads.
 
     Requests share a batch only if their key is equal: callers key on the loaded model version, the
     signature and each input's dtype and trailing shape, so merged inputs always concatenate.
+
+    The queues live on the event loop, so queuing takes no lock and wakes no thread; a batch goes to
+    one of ``num_batch_threads`` threads when it is full, when its oldest request has waited
+    ``batch_timeout_micros``, or (timeout 0) as soon as a thread is free. While every thread is busy,
+    requests gather into the next batch. A finished batch answers all its requests in one callback.
     """
 
     def __init__(self, params: BatchingParameters):
         self.params = params
-        self._cond = threading.Condition()
         self._queues: dict[Hashable, _Queue] = {}
         self._queued_rows = 0
+        self._running = 0
         self._stopped = False
-        self._threads = [
-            threading.Thread(target=self._work, name=f"mlpipe-batch-{i}", daemon=True)
-            for i in range(params.num_batch_threads)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._timer: asyncio.TimerHandle | None = None
+        self._idle: asyncio.Event | None = None
+        self._threads = ThreadPoolExecutor(params.num_batch_threads, thread_name_prefix="mlpipe-batch")
 
-    def run(self, key: Hashable, run: Callable[[Tensors], Tensors], inputs: Tensors) -> Tensors:
-        """``run(inputs)``, possibly merged with concurrent calls of the same key; blocks for the result.
+    async def run(self, key: Hashable, run: Callable[[Tensors], Tensors], inputs: Tensors) -> Tensors:
+        """``run(inputs)``, merged with concurrent calls of the same key; call it on the event loop.
 
-        Inputs without a common first dimension cannot be merged and run alone, unbatched.
+        ``inputs`` must share a first dimension (see :func:`batch_rows`).
         """
-        rows = _batch_rows(inputs)
+        rows = batch_rows(inputs)
         if rows is None:
-            return run(inputs)
+            raise ServingError("inputs without a common first dimension cannot be batched; run them alone")
         if rows > self.params.max_batch_size:
             raise invalid_argument(
                 f"Task size {rows} is larger than maximum batch size {self.params.max_batch_size}; "
                 "split the request or raise max_batch_size in the batching parameters file"
             )
-        task = _Task(inputs, rows)
-        limit = self.params.max_batch_size * self.params.max_enqueued_batches
-        with self._cond:
-            if self._stopped:
-                raise ServingRequestError("UNAVAILABLE", "the server is shutting down")
-            if self._queued_rows + rows > limit:
-                raise ServingRequestError(
-                    "UNAVAILABLE",
-                    f"The batch scheduling queue is full ({self._queued_rows} rows waiting); retry later",
-                )
-            queue = self._queues.get(key)
-            if queue is None:
-                queue = self._queues[key] = _Queue(run)
-            queue.tasks.append(task)
-            queue.rows += rows
-            self._queued_rows += rows
-            # Wake the batch threads only when there is something new for them to decide: a batch to
-            # start timing, or a full one. Waking them for every request costs GIL hand-offs.
-            if len(queue.tasks) == 1 or queue.rows >= self.params.max_batch_size:
-                self._cond.notify_all()
-        return task.future.result()
+        if self._stopped:
+            raise ServingRequestError("UNAVAILABLE", "the server is shutting down")
+        if self._queued_rows + rows > self.params.max_batch_size * self.params.max_enqueued_batches:
+            raise ServingRequestError(
+                "UNAVAILABLE",
+                f"The batch scheduling queue is full ({self._queued_rows} rows waiting); retry later",
+            )
+        task = _Task(inputs, rows, asyncio.get_running_loop().create_future())
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = _Queue(run)
+        queue.tasks.append(task)
+        queue.rows += rows
+        self._queued_rows += rows
+        self._schedule()
+        return await task.future
 
-    def stop(self) -> None:
-        """Run what is queued, then end the batch threads."""
-        with self._cond:
-            self._stopped = True
-            self._cond.notify_all()
-        for thread in self._threads:
-            thread.join()
+    async def stop(self) -> None:
+        """Run what is queued, wait for running batches, then end the batch threads."""
+        self._stopped = True
+        self._schedule()
+        if self._running or self._queues:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+        self._threads.shutdown(wait=True)
 
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                batch = self._next_batch()
-            if batch is None:
-                return
-            _execute(*batch)
-
-    def _next_batch(self) -> tuple[Callable[[Tensors], Tensors], list[_Task]] | None:
-        """The next batch to run, waiting until one is full or timed out; None once stopped and empty."""
+    def _schedule(self) -> None:
+        """Start every batch that is due while a thread is free; otherwise wake up when one is due."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         timeout = self.params.batch_timeout_micros / 1e6
-        while True:
-            if not self._queues:
-                if self._stopped:
-                    return None
-                self._cond.wait()
-                continue
+        while self._queues and self._running < self.params.num_batch_threads:
             key, queue = min(self._queues.items(), key=lambda item: item[1].tasks[0].enqueued)
-            wait = queue.tasks[0].enqueued + timeout - time.monotonic()
-            if queue.rows < self.params.max_batch_size and wait > 0 and not self._stopped:
-                self._cond.wait(wait)
+            due = queue.tasks[0].enqueued + timeout
+            if queue.rows < self.params.max_batch_size and due > time.monotonic() and not self._stopped:
+                full = [k for k, q in self._queues.items() if q.rows >= self.params.max_batch_size]
+                if not full:
+                    delay = due - time.monotonic()
+                    self._timer = asyncio.get_running_loop().call_later(delay, self._schedule)
+                    return
+                key, queue = full[0], self._queues[full[0]]
+            self._start(key, queue)
+        if self._idle is not None and not self._running and not self._queues:
+            self._idle.set()
+
+    def _start(self, key: Hashable, queue: _Queue) -> None:
+        tasks: list[_Task] = []
+        rows = 0
+        while queue.tasks and rows + queue.tasks[0].rows <= self.params.max_batch_size:
+            task = queue.tasks.popleft()
+            tasks.append(task)
+            rows += task.rows
+        queue.rows -= rows
+        self._queued_rows -= rows
+        if not queue.tasks:
+            del self._queues[key]
+        self._running += 1
+        loop = asyncio.get_running_loop()
+        future = self._threads.submit(_execute, queue.run, [(task.inputs, task.rows) for task in tasks])
+        future.add_done_callback(lambda done: loop.call_soon_threadsafe(self._finished, tasks, done))
+
+    def _finished(self, tasks: list[_Task], done: Future[list[Tensors]]) -> None:
+        self._running -= 1
+        error = done.exception()
+        for index, task in enumerate(tasks):
+            if task.future.done():  # the request was cancelled (its server stopped)
                 continue
-            tasks: list[_Task] = []
-            rows = 0
-            while queue.tasks and rows + queue.tasks[0].rows <= self.params.max_batch_size:
-                task = queue.tasks.popleft()
-                tasks.append(task)
-                rows += task.rows
-            queue.rows -= rows
-            self._queued_rows -= rows
-            if not queue.tasks:
-                del self._queues[key]
-            return queue.run, tasks
+            if error is not None:
+                task.future.set_exception(error)
+            else:
+                task.future.set_result(done.result()[index])
+        self._schedule()
 
 
-def _batch_rows(inputs: Tensors) -> int | None:
-    """The common first dimension of all inputs, or None if they have none."""
+def batch_rows(inputs: Tensors) -> int | None:
+    """The common first dimension of all inputs, or None if they have none (they cannot be batched)."""
     sizes = {array.shape[0] if array.ndim else None for array in inputs.values()}
     if len(sizes) != 1:
         return None
     return sizes.pop()
 
 
-def _execute(run: Callable[[Tensors], Tensors], tasks: list[_Task]) -> None:
-    if len(tasks) == 1:
-        merged = tasks[0].inputs
+def _execute(run: Callable[[Tensors], Tensors], parts: list[tuple[Tensors, int]]) -> list[Tensors]:
+    """On a batch thread: merge the parts' inputs, run once, split the outputs back by rows."""
+    if len(parts) == 1:
+        merged = parts[0][0]
     else:
-        merged = {name: np.concatenate([task.inputs[name] for task in tasks]) for name in tasks[0].inputs}
-    try:
-        outputs = run(merged)
-        total = sum(task.rows for task in tasks)
-        for name, array in outputs.items():
-            if array.ndim == 0 or array.shape[0] != total:
-                raise ServingRequestError(
-                    "INTERNAL",
-                    f"output {name!r} has shape {list(array.shape)} for a batch of {total} rows; batching "
-                    "needs every output to have the batch as first dimension (disable batching for this model)",
-                )
-    except BaseException as error:  # every waiting request must learn of the failure
-        for task in tasks:
-            task.future.set_exception(error)
-        return
+        merged = {name: np.concatenate([inputs[name] for inputs, _ in parts]) for name in parts[0][0]}
+    outputs = run(merged)
+    total = sum(rows for _, rows in parts)
+    for name, array in outputs.items():
+        if array.ndim == 0 or array.shape[0] != total:
+            raise ServingRequestError(
+                "INTERNAL",
+                f"output {name!r} has shape {list(array.shape)} for a batch of {total} rows; batching "
+                "needs every output to have the batch as first dimension (disable batching for this model)",
+            )
+    results = []
     start = 0
-    for task in tasks:
-        end = start + task.rows
-        task.future.set_result({name: array[start:end] for name, array in outputs.items()})
-        start = end
+    for _, rows in parts:
+        results.append({name: array[start : start + rows] for name, array in outputs.items()})
+        start += rows
+    return results

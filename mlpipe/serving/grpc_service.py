@@ -3,14 +3,17 @@
 The servicers subclass the tensorflow-serving-api base classes and register with their
 ``add_*_to_server`` functions, so the wire contract is the published one. Errors abort the call with
 the canonical code (the name of :class:`ServingRequestError`'s code).
+
+The server is ``grpc.aio``: handlers are coroutines on the serving event loop (shared with REST), so
+a request waiting for its model call or batch holds no thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from mlpipe import _tf_env  # noqa: F401  (TF_USE_LEGACY_KERAS must be set before TensorFlow loads)
@@ -38,9 +41,6 @@ from mlpipe.serving.tensor_proto import to_ndarray, to_tensor_proto
 
 log = logging.getLogger(__name__)
 
-# Each waiting request holds a worker (batching makes requests wait for each other), so allow more
-# workers than the concurrency a client is likely to use.
-GRPC_WORKERS = 64
 _ERROR_CODES = status_pb2.StatusProto.DESCRIPTOR.fields_by_name["error_code"].enum_type.values_by_name
 _Response = TypeVar("_Response")
 
@@ -52,19 +52,23 @@ class _Servicer:
         self.runner = runner
         self.metrics = metrics
 
-    def _call(
-        self, api: str, model_name: str, context: grpc.ServicerContext, answer: Callable[[], _Response]
+    async def _call(
+        self,
+        api: str,
+        model_name: str,
+        context: grpc.aio.ServicerContext,
+        answer: Callable[[], Awaitable[_Response]],
     ) -> _Response:
         started = time.perf_counter()
         try:
-            response = answer()
+            response = await answer()
         except ServingRequestError as error:
             self._record(model_name, api, error.code, started)
-            context.abort(grpc.StatusCode[error.code], error.message)
+            await context.abort(grpc.StatusCode[error.code], error.message)
         except Exception as error:  # a bug must answer INTERNAL, not hang the client
             log.exception("gRPC %s for model %r failed", api, model_name)
             self._record(model_name, api, "INTERNAL", started)
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}: {error}")
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}: {error}")
         self._record(model_name, api, "OK", started)
         return response
 
@@ -76,41 +80,41 @@ class _Servicer:
 class PredictionServicer(_Servicer, prediction_service_pb2_grpc.PredictionServiceServicer):
     """Predict, Classify, Regress and GetModelMetadata."""
 
-    def Predict(
-        self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
+    async def Predict(
+        self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext
     ) -> predict_pb2.PredictResponse:
-        return self._call("predict", request.model_spec.name, context, lambda: self._predict(request))
+        return await self._call("predict", request.model_spec.name, context, lambda: self._predict(request))
 
-    def Classify(
-        self, request: classification_pb2.ClassificationRequest, context: grpc.ServicerContext
+    async def Classify(
+        self, request: classification_pb2.ClassificationRequest, context: grpc.aio.ServicerContext
     ) -> classification_pb2.ClassificationResponse:
-        return self._call("classify", request.model_spec.name, context, lambda: self._classify(request))
+        return await self._call("classify", request.model_spec.name, context, lambda: self._classify(request))
 
-    def Regress(
-        self, request: regression_pb2.RegressionRequest, context: grpc.ServicerContext
+    async def Regress(
+        self, request: regression_pb2.RegressionRequest, context: grpc.aio.ServicerContext
     ) -> regression_pb2.RegressionResponse:
-        return self._call("regress", request.model_spec.name, context, lambda: self._regress(request))
+        return await self._call("regress", request.model_spec.name, context, lambda: self._regress(request))
 
-    def GetModelMetadata(
-        self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.ServicerContext
+    async def GetModelMetadata(
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> get_model_metadata_pb2.GetModelMetadataResponse:
-        return self._call("metadata", request.model_spec.name, context, lambda: self._metadata(request))
+        return await self._call("metadata", request.model_spec.name, context, lambda: self._metadata(request))
 
-    def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+    async def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         servable, signature = self.runner.resolve(_model_spec(request.model_spec))
         inputs = {name: to_ndarray(proto, f"input {name!r}") for name, proto in request.inputs.items()}
-        outputs = self.runner.predict(servable, signature, inputs, list(request.output_filter))
+        outputs = await self.runner.predict(servable, signature, inputs, list(request.output_filter))
         response = predict_pb2.PredictResponse()
         _fill_spec(response.model_spec, servable.name, servable.version, signature.name)
         for name, array in outputs.items():
             response.outputs[name].CopyFrom(to_tensor_proto(array))
         return response
 
-    def _classify(
+    async def _classify(
         self, request: classification_pb2.ClassificationRequest
     ) -> classification_pb2.ClassificationResponse:
         servable, signature = self.runner.resolve(_model_spec(request.model_spec))
-        results = self.runner.classify(servable, signature, _serialized_examples(request.input))
+        results = await self.runner.classify(servable, signature, _serialized_examples(request.input))
         response = classification_pb2.ClassificationResponse()
         _fill_spec(response.model_spec, servable.name, servable.version, signature.name)
         for row in results:
@@ -119,16 +123,16 @@ class PredictionServicer(_Servicer, prediction_service_pb2_grpc.PredictionServic
                 classifications.classes.add(label=label, score=score)
         return response
 
-    def _regress(self, request: regression_pb2.RegressionRequest) -> regression_pb2.RegressionResponse:
+    async def _regress(self, request: regression_pb2.RegressionRequest) -> regression_pb2.RegressionResponse:
         servable, signature = self.runner.resolve(_model_spec(request.model_spec))
-        values = self.runner.regress(servable, signature, _serialized_examples(request.input))
+        values = await self.runner.regress(servable, signature, _serialized_examples(request.input))
         response = regression_pb2.RegressionResponse()
         _fill_spec(response.model_spec, servable.name, servable.version, signature.name)
         for value in values:
             response.result.regressions.add(value=value)
         return response
 
-    def _metadata(
+    async def _metadata(
         self, request: get_model_metadata_pb2.GetModelMetadataRequest
     ) -> get_model_metadata_pb2.GetModelMetadataResponse:
         fields = list(request.metadata_field)
@@ -148,17 +152,17 @@ class PredictionServicer(_Servicer, prediction_service_pb2_grpc.PredictionServic
 class ModelServicer(_Servicer, model_service_pb2_grpc.ModelServiceServicer):
     """GetModelStatus and HandleReloadConfigRequest."""
 
-    def GetModelStatus(
-        self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.ServicerContext
+    async def GetModelStatus(
+        self, request: get_model_status_pb2.GetModelStatusRequest, context: grpc.aio.ServicerContext
     ) -> get_model_status_pb2.GetModelStatusResponse:
-        return self._call("status", request.model_spec.name, context, lambda: self._status(request))
+        return await self._call("status", request.model_spec.name, context, lambda: self._status(request))
 
-    def HandleReloadConfigRequest(
-        self, request: model_management_pb2.ReloadConfigRequest, context: grpc.ServicerContext
+    async def HandleReloadConfigRequest(
+        self, request: model_management_pb2.ReloadConfigRequest, context: grpc.aio.ServicerContext
     ) -> model_management_pb2.ReloadConfigResponse:
-        return self._call("reload", "", context, lambda: self._reload(request))
+        return await self._call("reload", "", context, lambda: self._reload(request))
 
-    def _status(
+    async def _status(
         self, request: get_model_status_pb2.GetModelStatusRequest
     ) -> get_model_status_pb2.GetModelStatusResponse:
         spec = _model_spec(request.model_spec)
@@ -172,14 +176,16 @@ class ModelServicer(_Servicer, model_service_pb2_grpc.ModelServiceServicer):
             entry.status.error_message = status.error_message
         return response
 
-    def _reload(
+    async def _reload(
         self, request: model_management_pb2.ReloadConfigRequest
     ) -> model_management_pb2.ReloadConfigResponse:
         try:
             models = models_from_proto(request.config)
         except ServingError as error:
             raise invalid_argument(str(error)) from None
-        failures = self.runner.manager.reload(models)
+        # Loading models takes seconds: off the event loop, so other requests go on meanwhile.
+        loop = asyncio.get_running_loop()
+        failures = await loop.run_in_executor(None, self.runner.manager.reload, models)
         if failures:
             code, message = failures[0]
             raise ServingRequestError(code, message)
@@ -218,12 +224,11 @@ def _serialized_examples(request_input: Any) -> list[bytes]:
     return []
 
 
-def create_grpc_server(
+async def start_grpc_server(
     runner: InferenceRunner, metrics: ServingMetrics, host: str, port: int, max_message_bytes: int
-) -> tuple[grpc.Server, int]:
-    """A gRPC server with both services, bound (not started); returns it and the bound port."""
-    server = grpc.server(
-        ThreadPoolExecutor(max_workers=GRPC_WORKERS, thread_name_prefix="mlpipe-grpc"),
+) -> tuple[grpc.aio.Server, int]:
+    """A started gRPC server with both services, on the running event loop; returns it and its port."""
+    server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
@@ -243,4 +248,5 @@ def create_grpc_server(
         raise ServingError(
             f"cannot listen for gRPC on {address}: the port is in use or the host is not local"
         )
+    await server.start()
     return server, bound

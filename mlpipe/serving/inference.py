@@ -9,16 +9,22 @@ TFX-style models only export predict signatures taking serialized examples, whic
 refuse for these APIs; the built-in server also accepts a predict signature with exactly one string
 input, reading ``classes``/``scores`` (or its only float output) and ``outputs`` (or its only float
 output).
+
+The methods are coroutines: front ends run on one event loop, and a request waiting for its model
+call (or its batch) holds no thread. Model calls run on a thread pool (TensorFlow releases the GIL
+while it computes), or on the batcher's threads when batching is on.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from mlpipe.serving.batching import Batcher
+from mlpipe.serving.batching import Batcher, batch_rows
 from mlpipe.serving.model_manager import ModelManager
 from mlpipe.serving.servable import (
     CLASSIFY_METHOD,
@@ -41,18 +47,28 @@ class ModelSpec:
     signature_name: str = ""
 
 
+# Model calls that may run at once without batching: as TF Serving, each request gets its own thread,
+# so concurrent requests overlap in TensorFlow's kernels.
+MODEL_THREADS = 32
+
+
 class InferenceRunner:
     """Runs requests against the manager's loaded versions, through the batcher when one is given."""
 
     def __init__(self, manager: ModelManager, batcher: Batcher | None = None):
         self.manager = manager
         self.batcher = batcher
+        self._model_threads = ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="mlpipe-model")
+
+    def close(self) -> None:
+        """Wait for running model calls and end the threads."""
+        self._model_threads.shutdown(wait=True)
 
     def resolve(self, spec: ModelSpec) -> tuple[Servable, Signature]:
         servable = self.manager.resolve(spec.name, spec.version, spec.label)
         return servable, servable.signature(spec.signature_name)
 
-    def predict(
+    async def predict(
         self, servable: Servable, signature: Signature, inputs: Tensors, output_filter: Sequence[str] = ()
     ) -> Tensors:
         """All outputs of ``signature`` (or those in ``output_filter``) for ``inputs``."""
@@ -63,16 +79,16 @@ class InferenceRunner:
                 f"{sorted(signature.outputs)}"
             )
         _check_inputs(signature, inputs)
-        outputs = self._run(servable, signature, inputs)
+        outputs = await self._run(servable, signature, inputs)
         if output_filter:
             return {name: outputs[name] for name in output_filter}
         return outputs
 
-    def classify(
+    async def classify(
         self, servable: Servable, signature: Signature, examples: list[bytes]
     ) -> list[list[tuple[str, float]]]:
         """(label, score) pairs per serialized example; labels are "" if the model has no classes."""
-        outputs = self._run_examples(servable, signature, examples, CLASSIFY_METHOD, "classification")
+        outputs = await self._run_examples(servable, signature, examples, CLASSIFY_METHOD, "classification")
         count = len(examples)
         classes, scores = outputs.get("classes"), outputs.get("scores")
         if classes is None and scores is None and signature.method_name != CLASSIFY_METHOD:
@@ -102,9 +118,9 @@ class InferenceRunner:
             )
         return results
 
-    def regress(self, servable: Servable, signature: Signature, examples: list[bytes]) -> list[float]:
+    async def regress(self, servable: Servable, signature: Signature, examples: list[bytes]) -> list[float]:
         """One regression value per serialized example."""
-        outputs = self._run_examples(servable, signature, examples, REGRESS_METHOD, "regression")
+        outputs = await self._run_examples(servable, signature, examples, REGRESS_METHOD, "regression")
         values = outputs.get("outputs")
         if values is None and signature.method_name != REGRESS_METHOD:
             values = _only_float_output(signature, outputs)
@@ -119,7 +135,7 @@ class InferenceRunner:
             )
         return [float(v) for v in values.reshape(count)]
 
-    def _run_examples(
+    async def _run_examples(
         self, servable: Servable, signature: Signature, examples: list[bytes], method: str, api: str
     ) -> Tensors:
         if not examples:
@@ -146,17 +162,18 @@ class InferenceRunner:
         array[:] = examples
         inputs = {name: array}
         _check_inputs(signature, inputs)
-        return self._run(servable, signature, inputs)
+        return await self._run(servable, signature, inputs)
 
-    def _run(self, servable: Servable, signature: Signature, inputs: Tensors) -> Tensors:
-        if self.batcher is None:
-            return servable.run(signature, inputs)
+    async def _run(self, servable: Servable, signature: Signature, inputs: Tensors) -> Tensors:
+        if self.batcher is None or batch_rows(inputs) is None:  # inputs without a batch dimension run alone
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._model_threads, servable.run, signature, inputs)
         key = (
             servable,
             signature.name,
             tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(inputs.items())),
         )
-        return self.batcher.run(key, lambda batch: servable.run(signature, batch), inputs)
+        return await self.batcher.run(key, lambda batch: servable.run(signature, batch), inputs)
 
 
 def _check_inputs(signature: Signature, inputs: Tensors) -> None:

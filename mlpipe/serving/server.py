@@ -21,10 +21,12 @@ from mlpipe import _tf_env  # noqa: F401  (TF_USE_LEGACY_KERAS must be set befor
 from mlpipe.errors import ServingError
 from mlpipe.serving.batching import Batcher, BatchingParameters
 from mlpipe.serving.config import ServedModel
+from mlpipe.serving.event_loop import LoopThread
+from mlpipe.serving.http_transport import HttpServer
 from mlpipe.serving.inference import InferenceRunner
 from mlpipe.serving.metrics import ServingMetrics
 from mlpipe.serving.model_manager import ModelManager
-from mlpipe.serving.rest import RestApi, RestServer
+from mlpipe.serving.rest import RestApi
 
 if TYPE_CHECKING:
     import grpc
@@ -70,8 +72,10 @@ class ModelServer:
         self._requested = ServerPorts(grpc_port, rest_port)
         self._manager: ModelManager | None = None
         self._batcher: Batcher | None = None
-        self._grpc: grpc.Server | None = None
-        self._rest: RestServer | None = None
+        self._runner: InferenceRunner | None = None
+        self._loop: LoopThread | None = None
+        self._grpc: grpc.aio.Server | None = None
+        self._rest: HttpServer | None = None
         self.ports: ServerPorts | None = None
 
     def start(self) -> ServerPorts:
@@ -82,7 +86,7 @@ class ModelServer:
         """
         if self.ports is not None:
             return self.ports
-        from mlpipe.serving.grpc_service import create_grpc_server
+        from mlpipe.serving.grpc_service import start_grpc_server
 
         manager = self._manager = ModelManager(self.models)
         try:
@@ -91,21 +95,19 @@ class ModelServer:
             if failures:
                 raise ServingError("; ".join(message for _, message in failures))
             self._batcher = Batcher(self.batching) if self.batching else None
-            runner = InferenceRunner(manager, self._batcher)
+            runner = self._runner = InferenceRunner(manager, self._batcher)
             metrics = ServingMetrics()
-            self._grpc, grpc_port = create_grpc_server(
-                runner, metrics, self.host, self._requested.grpc, self.max_request_bytes
+            self._loop = LoopThread("mlpipe-serving")
+            self._grpc, grpc_port = self._loop.run(
+                start_grpc_server(runner, metrics, self.host, self._requested.grpc, self.max_request_bytes)
             )
-            self._rest = RestServer(
-                RestApi(runner, metrics), self.host, self._requested.rest, self.max_request_bytes
-            )
-            self._grpc.start()
-            self._rest.start()
+            self._rest = HttpServer(RestApi(runner, metrics).handle, self.max_request_bytes)
+            rest_port = self._loop.run(self._listen_rest(self._rest))
         except BaseException:
             self.stop()
             raise
         manager.start_polling(self.poll_wait_seconds)
-        self.ports = ServerPorts(grpc_port, self._rest.port)
+        self.ports = ServerPorts(grpc_port, rest_port)
         log.info(
             "serving %s: gRPC %s, REST http://%s (batching %s)",
             ", ".join(model.name for model in self.models),
@@ -117,18 +119,31 @@ class ModelServer:
 
     def stop(self, grace_seconds: float = 2.0) -> None:
         """Stop listening, let running requests finish (up to ``grace_seconds``), unload the models."""
-        if self._rest is not None:
-            self._rest.stop()
-        if self._grpc is not None:
-            self._grpc.stop(grace_seconds).wait()
-        if self._batcher is not None:
-            self._batcher.stop()
+        if self._loop is not None:
+            if self._rest is not None:
+                self._loop.run(self._rest.stop(grace_seconds))
+            if self._grpc is not None:
+                self._loop.run(self._grpc.stop(grace_seconds))
+            if self._batcher is not None:
+                self._loop.run(self._batcher.stop())
+            self._loop.stop()
+        if self._runner is not None:
+            self._runner.close()
         if self._manager is not None:
             self._manager.stop()
         if self.ports is not None:
             log.info("model server stopped")
-        self._manager = self._batcher = self._grpc = self._rest = None
+        self._manager = self._batcher = self._runner = self._loop = self._grpc = self._rest = None
         self.ports = None
+
+    async def _listen_rest(self, rest: HttpServer) -> int:
+        try:
+            return await rest.start(self.host, self._requested.rest)
+        except OSError as error:
+            raise ServingError(
+                f"cannot listen for REST on {_address(self.host, self._requested.rest)}: "
+                f"{error.strerror or error}"
+            ) from None
 
     @property
     def rest_address(self) -> str:

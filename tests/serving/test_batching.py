@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -26,23 +26,18 @@ class Recorder:
         return {"y": inputs["x"] * 2, "rows": np.arange(len(inputs["x"]))}
 
 
-def submit_concurrently(batcher, run, inputs_list):
-    results: list = [None] * len(inputs_list)
-    start = threading.Barrier(len(inputs_list))
+def submit_concurrently(params, run, inputs_list):
+    """Every input as its own request at once, on an event loop as the server does; results or errors."""
 
-    def one(i):
-        start.wait()
-        try:
-            results[i] = batcher.run("key", run, inputs_list[i])
-        except Exception as error:
-            results[i] = error
+    async def main():
+        batcher = Batcher(params)
+        results = await asyncio.gather(
+            *(batcher.run("key", run, inputs) for inputs in inputs_list), return_exceptions=True
+        )
+        await batcher.stop()
+        return results
 
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(inputs_list))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+    return asyncio.run(main())
 
 
 def test_parameters_parse_tf_servings_text_format(tmp_path, caplog):
@@ -73,56 +68,52 @@ def test_bad_parameters_are_refused(text, message):
 
 
 def test_concurrent_requests_are_merged_and_split_back():
-    batcher = Batcher(
-        BatchingParameters(max_batch_size=16, batch_timeout_micros=500_000, num_batch_threads=1)
-    )
+    params = BatchingParameters(max_batch_size=16, batch_timeout_micros=500_000, num_batch_threads=1)
     run = Recorder()
     inputs = [{"x": np.full((2, 3), i, np.float32)} for i in range(6)]
-    results = submit_concurrently(batcher, run, inputs)
-    batcher.stop()
+    results = submit_concurrently(params, run, inputs)
     for i, result in enumerate(results):
         np.testing.assert_array_equal(result["y"], np.full((2, 3), 2 * i, np.float32))
         assert result["rows"].shape == (2,)
-    assert sum(run.sizes) == 12 and len(run.sizes) < 6
+    assert run.sizes == [12]  # 12 rows < 16: one batch, run when the oldest request timed out
 
 
 def test_batches_never_exceed_max_batch_size():
-    batcher = Batcher(BatchingParameters(max_batch_size=5, batch_timeout_micros=200_000, num_batch_threads=1))
+    params = BatchingParameters(max_batch_size=5, batch_timeout_micros=200_000, num_batch_threads=1)
     run = Recorder()
-    results = submit_concurrently(batcher, run, [{"x": np.ones((2, 1))} for _ in range(6)])
-    batcher.stop()
+    results = submit_concurrently(params, run, [{"x": np.ones((2, 1))} for _ in range(6)])
     assert all(not isinstance(r, Exception) for r in results)
     assert sum(run.sizes) == 12 and max(run.sizes) <= 5
 
 
+def test_with_no_timeout_requests_gather_while_the_thread_is_busy():
+    params = BatchingParameters(max_batch_size=64, batch_timeout_micros=0, num_batch_threads=1)
+    run = Recorder()
+    results = submit_concurrently(params, run, [{"x": np.full((1, 1), i)} for i in range(10)])
+    assert [r["y"].tolist() for r in results] == [[[2 * i]] for i in range(10)]
+    assert run.sizes == [1, 9]  # the first runs at once; the rest arrive while it runs
+
+
 def test_limits_and_failures():
-    batcher = Batcher(BatchingParameters(max_batch_size=4, batch_timeout_micros=0, num_batch_threads=1))
-    with pytest.raises(ServingRequestError, match="larger than maximum batch size 4"):
-        batcher.run("key", Recorder(), {"x": np.ones((5, 1))})
+    params = BatchingParameters(max_batch_size=4, batch_timeout_micros=0, num_batch_threads=1)
+    (too_big,) = submit_concurrently(params, Recorder(), [{"x": np.ones((5, 1))}])
+    assert isinstance(too_big, ServingRequestError) and "larger than maximum batch size 4" in str(too_big)
 
     def broken(inputs):
         raise ValueError("model exploded")
 
-    results = submit_concurrently(batcher, broken, [{"x": np.ones((1, 1))} for _ in range(3)])
+    results = submit_concurrently(params, broken, [{"x": np.ones((1, 1))} for _ in range(3)])
     assert [str(r) for r in results] == ["model exploded"] * 3
 
     def unbatched_output(inputs):
         return {"y": np.float32(1.0)}
 
-    with pytest.raises(ServingRequestError, match="batch as first dimension") as raised:
-        batcher.run("key", unbatched_output, {"x": np.ones((1, 1))})
-    assert raised.value.code == "INTERNAL"
-    shapes = []
-
-    def triple(inputs):
-        shapes.append(inputs["x"].shape)
-        return {"y": inputs["x"] * 3}
-
-    assert (
-        batcher.run("key", triple, {"x": np.array(2.0, np.float32)})["y"] == 6.0
-    )  # no batch dim: runs alone
-    assert shapes == [()]
-    batcher.stop()
+    (wrong,) = submit_concurrently(params, unbatched_output, [{"x": np.ones((1, 1))}])
+    assert isinstance(wrong, ServingRequestError) and wrong.code == "INTERNAL"
+    assert "batch as first dimension" in str(wrong)
+    # Inputs without a common first dimension cannot be merged: the server runs them alone.
+    (scalar,) = submit_concurrently(params, Recorder(), [{"x": np.array(2.0, np.float32)}])
+    assert isinstance(scalar, ServingError) and "common first dimension" in str(scalar)
 
 
 def test_a_full_queue_refuses_with_unavailable():
@@ -133,27 +124,32 @@ def test_a_full_queue_refuses_with_unavailable():
         gate.wait(10)
         return {"y": inputs["x"]}
 
-    batcher = Batcher(BatchingParameters(max_batch_size=1, max_enqueued_batches=1, num_batch_threads=1))
-    running = threading.Thread(target=batcher.run, args=("key", slow, {"x": np.ones((1, 1))}))
-    running.start()
-    assert started.wait(10)  # the only batch thread is busy with the first request
-    waiting = threading.Thread(target=batcher.run, args=("key", slow, {"x": np.ones((1, 1))}))
-    waiting.start()
-    while batcher._queued_rows < 1:  # the second request fills the queue (max 1 batch of 1 row)
-        time.sleep(0.001)
-    with pytest.raises(ServingRequestError, match="queue is full") as raised:
-        batcher.run("key", slow, {"x": np.ones((1, 1))})
-    assert raised.value.code == "UNAVAILABLE"
-    gate.set()
-    running.join()
-    waiting.join()
-    batcher.stop()
+    async def main():
+        batcher = Batcher(BatchingParameters(max_batch_size=1, max_enqueued_batches=1, num_batch_threads=1))
+        running = asyncio.ensure_future(batcher.run("key", slow, {"x": np.ones((1, 1))}))
+        await asyncio.sleep(0)
+        assert await asyncio.to_thread(started.wait, 10)  # the only batch thread is busy with the first
+        waiting = asyncio.ensure_future(batcher.run("key", slow, {"x": np.ones((1, 1))}))
+        await asyncio.sleep(0)  # the second request fills the queue (max 1 batch of 1 row)
+        with pytest.raises(ServingRequestError, match="queue is full") as raised:
+            await batcher.run("key", slow, {"x": np.ones((1, 1))})
+        assert raised.value.code == "UNAVAILABLE"
+        gate.set()
+        assert (await running)["y"].tolist() == [[1.0]] and (await waiting)["y"].tolist() == [[1.0]]
+        await batcher.stop()
+        with pytest.raises(ServingRequestError, match="shutting down"):
+            await batcher.run("key", slow, {"x": np.ones((1, 1))})
+
+    asyncio.run(main())
 
 
 def test_a_batching_server_answers_like_the_model(serving_root):
     trips = [{"trip_miles": float(i), "hour": i % 24, "company": "c" * i} for i in range(24)]
     params = BatchingParameters(max_batch_size=8, batch_timeout_micros=20_000, num_batch_threads=1)
-    with ModelServer(ServedModel("taxi", os.path.join(serving_root, "taxi")), batching=params) as server:
+    models = [ServedModel(name, os.path.join(serving_root, name)) for name in ("taxi", "multi")]
+    with ModelServer(models, batching=params) as server:
+        # A scalar input has no batch dimension: it runs alone, not refused.
+        assert Client(server.rest_address, model="multi").predict(inputs=2.0, signature_name="scale") == 6.0
         expected = [Client(server.rest_address, model="taxi").predict_examples([trip]) for trip in trips]
         clients = [
             Client(server.rest_address, model="taxi"),

@@ -432,3 +432,53 @@ def test_prometheus_metrics_count_requests(rest, server):
     assert re.search(
         rb'request_latency_count\{model_name="taxi",API="predict",entrypoint="REST"\} [1-9]', text
     )
+
+
+def _read_responses(sock: socket.socket, count: int) -> list[tuple[bytes, bytes]]:
+    """``count`` responses (head, body) from a raw connection, in the order they arrive."""
+    data, responses = b"", []
+    while len(responses) < count:
+        while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < _content_length(data):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed after {len(responses)} responses")
+            data += chunk
+        head, rest = data.split(b"\r\n\r\n", 1)
+        length = _content_length(head)
+        responses.append((head, rest[:length]))
+        data = rest[length:]
+    return responses
+
+
+def test_pipelined_requests_are_answered_in_order_and_http_1_0_closes(server):
+    host, port = server.rest_address.rsplit(":", 1)
+
+    def predict(x: float, version: str = "1.1") -> bytes:
+        body = json.dumps({"instances": [[x, 0, 0]]}).encode()
+        return (
+            f"POST /v1/models/linear/versions/1:predict HTTP/{version}\r\nHost: x\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(predict(1) + b"\r\n" + predict(2) + predict(3))  # a stray CRLF between requests
+        answers = [json.loads(body)["predictions"] for _, body in _read_responses(sock, 3)]
+        assert answers == [[[1.5, 0.5]], [[2.5, 1.5]], [[3.5, 2.5]]]
+        sock.sendall(predict(4, version="1.0"))
+        ((head, body),) = _read_responses(sock, 1)
+        assert b"Connection: close" in head and json.loads(body) == {"predictions": [[4.5, 3.5]]}
+        assert sock.recv(1) == b""  # HTTP/1.0 without keep-alive: the server closed
+
+
+def test_expect_100_continue_gets_an_interim_response(server):
+    host, port = server.rest_address.rsplit(":", 1)
+    body = json.dumps({"instances": [[1, 1, 1]]}).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/models/linear/versions/1:predict HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
+        assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(body)
+        ((head, answer),) = _read_responses(sock, 1)
+    assert head.startswith(b"HTTP/1.1 200 OK") and json.loads(answer) == {"predictions": [[3.5, 2.5]]}
