@@ -63,3 +63,51 @@ def test_dofn_specs_are_memoized_and_stateful_dofns_still_work():
     with beam.Pipeline(options=options) as pipeline:
         counted = pipeline | beam.Create([("a", 0), ("b", 0), ("a", 0)]) | beam.ParDo(CountPerKey())
         assert_that(counted, equal_to([("a", 1), ("a", 2), ("b", 1)]))
+
+
+def test_signatures_are_memoized_per_function_and_answer_as_inspect_does():
+    import inspect
+
+    import apache_beam as beam
+    from apache_beam.transforms import core
+    from apache_beam.typehints import decorators
+
+    beam_pipeline_options([])
+    assert core.get_signature is decorators.get_signature and decorators.get_signature.memoized_by_mlpipe
+
+    class Scale(beam.DoFn):
+        def process(self, element, factor=2):
+            yield element * factor
+
+    first, second = Scale(), Scale()  # as a worker deserializes a DoFn: a new object, same functions
+    signature = decorators.get_signature(first.process)
+    assert signature is decorators.get_signature(second.process)
+    assert signature == inspect.signature(first.process)  # bound: no `self`
+    assert list(decorators.get_signature(Scale.process).parameters) == ["self", "element", "factor"]
+    assert core.get_function_args_defaults(second.process) == (["element", "factor"], [2])
+    assert decorators.get_signature(str.strip).parameters["self"].annotation is str  # Beam's own handling
+
+    def fresh(x, y=1):
+        return x + y
+
+    assert decorators.get_signature(fresh) == inspect.signature(fresh)
+    with beam.Pipeline(options=beam_pipeline_options([])) as pipeline:
+        from apache_beam.testing.util import assert_that, equal_to
+
+        scaled = pipeline | beam.Create([1, 2]) | beam.ParDo(Scale()) | beam.Map(fresh, y=10)
+        assert_that(scaled, equal_to([12, 14]))
+
+
+def test_option_views_are_made_once_and_share_values():
+    from apache_beam.options.pipeline_options import DebugOptions, PipelineOptions, StandardOptions
+
+    options = beam_pipeline_options(["--experiments=a"])
+    view = options.view_as(StandardOptions)
+    assert view is options.view_as(StandardOptions) and view.runner == "FnApiRunner"
+    view.runner = "DirectRunner"  # a view is a window on its source, as without the memo
+    assert options.view_as(StandardOptions).runner == "DirectRunner"
+    assert options.get_all_options()["runner"] == "DirectRunner"
+    assert options.view_as(DebugOptions).experiments == ["a"]
+    other = PipelineOptions(["--experiments=b"])  # another options object has its own views
+    assert other.view_as(DebugOptions).experiments == ["b"]
+    assert other.view_as(StandardOptions) is not view
