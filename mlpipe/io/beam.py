@@ -82,8 +82,11 @@ def _memoize_signatures() -> None:
     ParDo is made, validated, translated, and again when the worker deserializes the DoFn into a
     new object whose methods are the same functions. On TFT's graph that was 11% of Transform.
     ``inspect.Signature`` objects are immutable, so one is shared by all callers. The memo is keyed
-    weakly by the function (for a bound method, by its function: binding only drops ``self``);
-    other callables (classes, builtins, partials) are inspected every time as before.
+    weakly by the function (for a bound method, by its function: binding only drops ``self``), and
+    an entry is used only while the attributes a signature is read from (code, defaults, annotations,
+    ``__signature__``, ``__wrapped__``) are the same objects as when it was made, so reassigning
+    one (as decorators do) is seen. Other callables (classes, builtins, partials) are inspected
+    every time as before.
     """
     import types
 
@@ -94,7 +97,20 @@ def _memoize_signatures() -> None:
         if getattr(decorators.get_signature, "memoized_by_mlpipe", False):
             return
         inspect_signature = decorators.get_signature
-        known: weakref.WeakKeyDictionary[Any, dict[bool, Any]] = weakref.WeakKeyDictionary()
+        known: weakref.WeakKeyDictionary[Any, dict[bool, tuple[tuple[Any, ...], Any]]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+        def read_from(function: types.FunctionType) -> tuple[Any, ...]:
+            attributes = function.__dict__
+            return (
+                function.__code__,
+                function.__defaults__,
+                function.__kwdefaults__,
+                function.__annotations__,
+                attributes.get("__signature__"),
+                attributes.get("__wrapped__"),
+            )
 
         def get_signature(func: Any) -> Any:
             if isinstance(func, types.MethodType) and isinstance(func.__func__, types.FunctionType):
@@ -103,12 +119,14 @@ def _memoize_signatures() -> None:
                 function, bound = func, False
             else:
                 return inspect_signature(func)
+            sources = read_from(function)
             with _specs_lock:
-                signature = known.get(function, {}).get(bound)
-            if signature is None:
-                signature = inspect_signature(func)
-                with _specs_lock:
-                    known.setdefault(function, {})[bound] = signature
+                remembered = known.get(function, {}).get(bound)
+            if remembered is not None and all(a is b for a, b in zip(remembered[0], sources, strict=True)):
+                return remembered[1]
+            signature = inspect_signature(func)
+            with _specs_lock:
+                known.setdefault(function, {})[bound] = (sources, signature)
             return signature
 
         get_signature.memoized_by_mlpipe = True  # type: ignore[attr-defined]

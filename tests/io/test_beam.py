@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 
 from mlpipe.io.beam import beam_pipeline_options
@@ -69,17 +72,19 @@ def test_signatures_are_memoized_per_function_and_answer_as_inspect_does():
     import inspect
 
     import apache_beam as beam
-    from apache_beam.transforms import core
+    from apache_beam.transforms import core, ptransform, util
     from apache_beam.typehints import decorators
 
     beam_pipeline_options([])
-    assert core.get_signature is decorators.get_signature and decorators.get_signature.memoized_by_mlpipe
+    assert decorators.get_signature.memoized_by_mlpipe
+    assert core.get_signature is ptransform.get_signature is util.get_signature is decorators.get_signature
 
     class Scale(beam.DoFn):
         def process(self, element, factor=2):
             yield element * factor
 
     first, second = Scale(), Scale()  # as a worker deserializes a DoFn: a new object, same functions
+    assert list(decorators.get_signature(Scale.process).parameters) == ["self", "element", "factor"]
     signature = decorators.get_signature(first.process)
     assert signature is decorators.get_signature(second.process)
     assert signature == inspect.signature(first.process)  # bound: no `self`
@@ -90,7 +95,21 @@ def test_signatures_are_memoized_per_function_and_answer_as_inspect_does():
     def fresh(x, y=1):
         return x + y
 
-    assert decorators.get_signature(fresh) == inspect.signature(fresh)
+    assert decorators.get_signature(fresh) is decorators.get_signature(fresh)
+    fresh.__defaults__ = (10,)  # what a signature is read from changed: not the remembered answer
+    assert decorators.get_signature(fresh).parameters["y"].default == 10
+    fresh.__signature__ = inspect.Signature([inspect.Parameter("x", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
+    assert list(decorators.get_signature(fresh).parameters) == ["x"]
+    del fresh.__signature__
+
+    def short_lived(z):
+        return z
+
+    decorators.get_signature(short_lived)
+    gone = weakref.ref(short_lived)
+    del short_lived
+    gc.collect()
+    assert gone() is None  # the memo does not keep functions alive
     with beam.Pipeline(options=beam_pipeline_options([])) as pipeline:
         from apache_beam.testing.util import assert_that, equal_to
 
@@ -111,3 +130,7 @@ def test_option_views_are_made_once_and_share_values():
     other = PipelineOptions(["--experiments=b"])  # another options object has its own views
     assert other.view_as(DebugOptions).experiments == ["b"]
     assert other.view_as(StandardOptions) is not view
+    gone = weakref.ref(other)
+    del other
+    gc.collect()
+    assert gone() is None  # the memo does not keep options alive
