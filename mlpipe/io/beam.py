@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-_specs_lock = threading.Lock()
+_memo_lock = threading.Lock()
 
 
 def names_runner(beam_pipeline_args: Sequence[str]) -> bool:
@@ -51,28 +51,25 @@ def _memoize_dofn_specs() -> None:
     """
     from apache_beam.transforms import userstate
 
-    with _specs_lock:
-        if getattr(userstate.get_dofn_specs, "memoized_by_mlpipe", False):
-            return
-        inspect_specs = userstate.get_dofn_specs
+    def memoized(inspect_specs: Callable[[Any], tuple[set[Any], set[Any]]]) -> Callable[..., Any]:
         known: weakref.WeakKeyDictionary[Any, tuple[set[Any], set[Any]]] = weakref.WeakKeyDictionary()
 
         def get_dofn_specs(dofn: Any) -> tuple[set[Any], set[Any]]:
             try:
-                with _specs_lock:
+                with _memo_lock:
                     state_specs, timer_specs = known[dofn]
             except (KeyError, TypeError):  # TypeError: a DoFn that cannot be weakly referenced
                 state_specs, timer_specs = inspect_specs(dofn)
                 try:
-                    with _specs_lock:
+                    with _memo_lock:
                         known[dofn] = (state_specs, timer_specs)
                 except TypeError:
                     pass
             return set(state_specs), set(timer_specs)
 
-        get_dofn_specs.memoized_by_mlpipe = True  # type: ignore[attr-defined]
-        get_dofn_specs.__doc__ = inspect_specs.__doc__
-        userstate.get_dofn_specs = get_dofn_specs
+        return get_dofn_specs
+
+    _replace_once("get_dofn_specs", memoized, userstate)
 
 
 def _memoize_signatures() -> None:
@@ -93,24 +90,21 @@ def _memoize_signatures() -> None:
     from apache_beam.transforms import core, ptransform, util
     from apache_beam.typehints import decorators
 
-    with _specs_lock:
-        if getattr(decorators.get_signature, "memoized_by_mlpipe", False):
-            return
-        inspect_signature = decorators.get_signature
+    def read_from(function: types.FunctionType) -> tuple[Any, ...]:
+        attributes = function.__dict__
+        return (
+            function.__code__,
+            function.__defaults__,
+            function.__kwdefaults__,
+            function.__annotations__,
+            attributes.get("__signature__"),
+            attributes.get("__wrapped__"),
+        )
+
+    def memoized(inspect_signature: Callable[[Any], Any]) -> Callable[..., Any]:
         known: weakref.WeakKeyDictionary[Any, dict[bool, tuple[tuple[Any, ...], Any]]] = (
             weakref.WeakKeyDictionary()
         )
-
-        def read_from(function: types.FunctionType) -> tuple[Any, ...]:
-            attributes = function.__dict__
-            return (
-                function.__code__,
-                function.__defaults__,
-                function.__kwdefaults__,
-                function.__annotations__,
-                attributes.get("__signature__"),
-                attributes.get("__wrapped__"),
-            )
 
         def get_signature(func: Any) -> Any:
             if isinstance(func, types.MethodType) and isinstance(func.__func__, types.FunctionType):
@@ -120,19 +114,18 @@ def _memoize_signatures() -> None:
             else:
                 return inspect_signature(func)
             sources = read_from(function)
-            with _specs_lock:
+            with _memo_lock:
                 remembered = known.get(function, {}).get(bound)
             if remembered is not None and all(a is b for a, b in zip(remembered[0], sources, strict=True)):
                 return remembered[1]
             signature = inspect_signature(func)
-            with _specs_lock:
+            with _memo_lock:
                 known.setdefault(function, {})[bound] = (sources, signature)
             return signature
 
-        get_signature.memoized_by_mlpipe = True  # type: ignore[attr-defined]
-        get_signature.__doc__ = inspect_signature.__doc__
-        for module in (decorators, core, ptransform, util):  # each imported the name
-            module.get_signature = get_signature
+        return get_signature
+
+    _replace_once("get_signature", memoized, decorators, core, ptransform, util)  # each imported the name
 
 
 def _memoize_option_views() -> None:
@@ -146,21 +139,34 @@ def _memoize_option_views() -> None:
     """
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    with _specs_lock:
-        if getattr(PipelineOptions.view_as, "memoized_by_mlpipe", False):
-            return
-        make_view = PipelineOptions.view_as
+    def memoized(make_view: Callable[[Any, type], Any]) -> Callable[..., Any]:
         views: weakref.WeakKeyDictionary[Any, dict[type, Any]] = weakref.WeakKeyDictionary()
 
         def view_as(self: Any, cls: type) -> Any:
-            with _specs_lock:
+            with _memo_lock:
                 view = views.get(self, {}).get(cls)
             if view is None:
                 view = make_view(self, cls)
-                with _specs_lock:
+                with _memo_lock:
                     views.setdefault(self, {})[cls] = view
             return view
 
-        view_as.memoized_by_mlpipe = True  # type: ignore[attr-defined]
-        view_as.__doc__ = make_view.__doc__
-        PipelineOptions.view_as = view_as  # type: ignore[method-assign]
+        return view_as
+
+    _replace_once("view_as", memoized, PipelineOptions)
+
+
+def _replace_once(
+    name: str, memoized: Callable[[Any], Callable[..., Any]], owner: Any, *importers: Any
+) -> None:
+    """Replace ``owner.name`` (and the copies of the name that ``importers`` imported) with
+    ``memoized(original)``, once per process: later calls find the replacement and do nothing."""
+    with _memo_lock:
+        original = getattr(owner, name)
+        if getattr(original, "memoized_by_mlpipe", False):
+            return
+        replacement = memoized(original)
+        replacement.memoized_by_mlpipe = True  # type: ignore[attr-defined]
+        replacement.__doc__ = original.__doc__
+        for target in (owner, *importers):
+            setattr(target, name, replacement)
