@@ -192,16 +192,16 @@ def _run_tfma(
     Each model is loaded once per thread of this run (see ``_reuse_models``). A Keras model's
     compiled metrics are updated eagerly through tf-keras code, which AutoGraph would convert again
     in every process that did not train (a node of the Airflow, Kubeflow or Beam runners runs alone
-    in its process): ``skip_autograph_for_tf_keras`` as for the Trainer.
+    in its process): ``skip_autograph_for_graph_safe_libraries`` as for the Trainer.
     """
     import apache_beam as beam
     import tensorflow_model_analysis as tfma
     from tfx_bsl.public import tfxio
 
-    from mlpipe.components.keras2 import skip_autograph_for_tf_keras
+    from mlpipe.components.keras2 import skip_autograph_for_graph_safe_libraries
     from mlpipe.io.beam import beam_pipeline_options
 
-    skip_autograph_for_tf_keras()
+    skip_autograph_for_graph_safe_libraries()
 
     run_token = uuid.uuid4().hex
     named_dirs = [(_model_name(eval_config), model_dir)]

@@ -12,7 +12,7 @@ import json
 import os
 from typing import Any, NamedTuple
 
-from mlpipe.components.keras2 import import_keras_tuner, skip_autograph_for_tf_keras
+from mlpipe.components.keras2 import import_keras_tuner, skip_autograph_for_graph_safe_libraries
 from mlpipe.components.module_loader import check_function_source, user_function
 from mlpipe.components.training_inputs import HYPERPARAMETERS_FILE, build_fn_args
 from mlpipe.dsl.annotations import FunctionPath, ModuleFile
@@ -68,7 +68,7 @@ class Tuner(Component):
 
     @staticmethod
     def execute(ctx: ExecutionContext) -> None:
-        skip_autograph_for_tf_keras()
+        skip_autograph_for_graph_safe_libraries()
         import_keras_tuner(ctx.node_id)
         tuner_fn = user_function(ctx.node_id, ctx.parameters, "tuner_fn", "tuner_fn")
         fn_args = dataclasses.replace(
