@@ -7,7 +7,10 @@ preprocessing and runs a wide-and-deep network. For each model, in one run:
 - ``floor``: the SavedModel signature called in this process (p50/p99 of one example, calls/s);
 - for REST and gRPC, batching off and on: one client (p50/p99 ms, requests/s) and 32 concurrent
   clients (requests/s, p50/p99). Clients run in a separate process and send pre-encoded requests
-  (REST over raw keep-alive sockets), so the numbers are the server's, not a client library's.
+  (REST over raw keep-alive sockets), so the numbers are the server's, not a client library's;
+- ``grpc_empty_handler``: the same 32 gRPC clients against a ``grpc.aio`` server that answers
+  Predict with a fixed response (grpcio's own cost per call, the ceiling for any Python gRPC
+  server here), and the share of it that gRPC with batching reaches.
 
 ``taxi`` (DNN 100-70-50-25) is the realistic case: a sub-millisecond model, so per-request server
 work dominates and batching can only remove the model's share. ``taxi_large`` (DNN 3 x 2048) is
@@ -309,6 +312,39 @@ def _grpc_load(address: str, payload: bytes, concurrency: int, total: int) -> di
     return asyncio.run(main())
 
 
+def measure_grpc_empty_handler(request: bytes, response: bytes, concurrency: int, requests: int) -> dict:
+    """Requests/s of a ``grpc.aio`` server whose Predict returns a fixed response: no parsing, no model.
+
+    The most a Python gRPC front end answers on this machine with the same client, so the gRPC
+    numbers can be read against what grpcio itself costs per call.
+    """
+    import grpc
+
+    from mlpipe.serving.event_loop import LoopThread
+
+    async def start() -> tuple[grpc.aio.Server, int]:
+        async def predict(body: bytes, context: grpc.aio.ServicerContext) -> bytes:
+            return response
+
+        server = grpc.aio.server()
+        service, method = PREDICT_PATH.strip("/").split("/")
+        handler = grpc.unary_unary_rpc_method_handler(predict)  # bytes in, bytes out
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, {method: handler}),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        return server, port
+
+    loop = LoopThread("bench-grpc-empty-handler")
+    try:
+        server, port = loop.run(start())
+        try:
+            return run_clients("grpc", f"127.0.0.1:{port}", request, concurrency, requests)
+        finally:
+            loop.run(server.stop(0))
+    finally:
+        loop.stop()
+
+
 def _receive(sock: socket.socket) -> bytes:
     chunk = sock.recv(65536)
     if not chunk:
@@ -379,6 +415,16 @@ def measure_model(
     result["overhead_p50_ms"] = {
         protocol: round(result["no_batching"][protocol]["single"]["p50_ms"] - result["floor"]["p50_ms"], 3)
         for protocol in ("rest", "grpc")
+    }
+    response = predict_pb2.PredictResponse()
+    response.model_spec.name = "taxi"
+    response.outputs["output_0"].CopyFrom(tf.make_tensor_proto([[0.5]], dtype=tf.float32))
+    empty = measure_grpc_empty_handler(
+        bodies["grpc"], response.SerializeToString(), args.concurrency, concurrent
+    )
+    result["grpc_empty_handler"] = {
+        "concurrent": empty,
+        "batching_share": round(result["batching"]["grpc"]["concurrent"]["rps"] / empty["rps"], 2),
     }
     result["batching_speedup"] = {
         protocol: round(
