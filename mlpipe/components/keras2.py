@@ -8,7 +8,7 @@ Two process-wide fixes, both idempotent and applied before user code runs:
   - ``tf_keras``: every ``fit`` re-converted the whole library (19 s of the first epoch of the
     taxi model; 2.7 s with the exemption). Until TF 2.15 it was the ``keras`` package, and exempt.
   - ``tensorflow_transform``: a serving signature that applies ``tft_layer`` converted TFT's
-    ``apply_transform_model`` and its helpers on every trace (1.4 s of the taxi model's 3.4 s
+    ``apply_transform_model`` and its helpers on every trace (~1.4 s of the taxi model's ~3.9 s
     ``model.save``). TFT itself traces with ``autograph=False``: its code never needs conversion.
   - ``tfx_bsl``: the ``tf.data`` map functions of ``tf_dataset_factory`` (TF1-compatible code).
 * KerasTuner 1.4 picks its Keras with ``import keras``: with Keras 3 installed next to tf-keras it
