@@ -224,9 +224,6 @@ class Batcher:
 
     def _schedule(self) -> None:
         """Start every batch that is due while a thread is free; otherwise wake up when one is due."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         timeout = self.params.batch_timeout_micros / 1e6
         while self._queues and self._running < self.params.num_batch_threads:
             key, queue = min(self._queues.items(), key=lambda item: item[1].tasks[0].enqueued)
@@ -234,13 +231,31 @@ class Batcher:
             if queue.rows < self.params.max_batch_size and due > time.monotonic() and not self._stopped:
                 full = [k for k, q in self._queues.items() if q.rows >= self.params.max_batch_size]
                 if not full:
-                    delay = due - time.monotonic()
-                    self._timer = asyncio.get_running_loop().call_later(delay, self._schedule)
+                    self._wake_at(due)
                     return
                 key, queue = full[0], self._queues[full[0]]
             self._start(key, queue)
+        self._wake_at(None)
         if self._idle is not None and not self._running and not self._queues:
             self._idle.set()
+
+    def _wake_at(self, due: float | None) -> None:
+        """Have :meth:`_schedule` run at ``due`` (loop time is ``time.monotonic``), or not at all.
+
+        Most requests join a queue whose oldest request, and so the wake-up time, is unchanged: the
+        armed timer then stays, instead of a cancel and a new timer per request.
+        """
+        if self._timer is not None:
+            if self._timer.when() == due:
+                return
+            self._timer.cancel()
+            self._timer = None
+        if due is not None:
+            self._timer = asyncio.get_running_loop().call_at(due, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None  # fired: a wake-up for the same time must arm a new one
+        self._schedule()
 
     def _start(self, key: Hashable, queue: _Queue) -> None:
         tasks: list[_Task] = []
