@@ -13,6 +13,7 @@ import importlib.util
 import inspect
 import json
 import os
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,7 +28,13 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@functools.cache
+# Nodes compute their cache keys on their own threads. ``inspect.getsource`` of a class parses its
+# module with ``ast``, and CPython 3.11's AST constructor keeps its recursion depth per interpreter,
+# not per thread: two threads parsing at once can fail with "SystemError: AST constructor recursion
+# depth mismatch" (python/cpython#106905; seen as a failed CsvExampleGen in CI). One at a time.
+_fingerprint_lock = threading.Lock()
+
+
 def component_fingerprint(cls: type[Component]) -> str:
     """Hash of the component's code: the function for ``@component``, else the class and every
     base class it inherits its executor from (a shared base's change must re-run its subclasses).
@@ -36,6 +43,12 @@ def component_fingerprint(cls: type[Component]) -> str:
     (edited file re-imported, notebook cell re-run) is a new class object. Helper functions a
     component calls are not hashed: bump ``VERSION`` (``@component(version=...)``) when they change.
     """
+    with _fingerprint_lock:
+        return _fingerprint(cls)
+
+
+@functools.cache
+def _fingerprint(cls: type[Component]) -> str:
     if issubclass(cls, FunctionComponent):
         targets: list[object] = [cls.FUNCTION]
     else:

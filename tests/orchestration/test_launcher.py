@@ -242,6 +242,48 @@ def test_fingerprint_covers_base_classes_and_version(tmp_path, monkeypatch):
     assert component_fingerprint(load("bumped", "a", version="2")) != original
 
 
+def test_fingerprints_read_source_one_thread_at_a_time(monkeypatch):
+    """Node threads fingerprint at once; CPython 3.11's ``ast`` (behind getsource) is not thread-safe."""
+    import inspect
+    import threading
+    import time
+
+    from mlpipe.dsl import Component
+    from mlpipe.orchestration import cache
+
+    inside = 0
+    most_inside = 0
+    count_lock = threading.Lock()
+    real_getsource = inspect.getsource
+
+    def slow_getsource(target):
+        nonlocal inside, most_inside
+        with count_lock:
+            inside += 1
+            most_inside = max(most_inside, inside)
+        time.sleep(0.02)  # long enough for the other threads to arrive
+        with count_lock:
+            inside -= 1
+        return real_getsource(target)
+
+    monkeypatch.setattr(cache.inspect, "getsource", slow_getsource)
+    classes = [type(f"Fresh{i}", (Component,), {"execute": staticmethod(lambda ctx: None)}) for i in range(6)]
+    fingerprints: dict[str, str] = {}
+    threads = [
+        threading.Thread(
+            target=lambda c=c: fingerprints.setdefault(c.__name__, cache.component_fingerprint(c))
+        )
+        for c in classes
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert most_inside == 1
+    assert len(fingerprints) == 6
+
+
 def test_function_path_parameters_hash_their_module(tmp_path, monkeypatch):
     from mlpipe import Component, ComponentSpec
     from mlpipe.dsl import FunctionPath, ParameterSpec
