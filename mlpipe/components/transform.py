@@ -59,6 +59,14 @@ class Transform(Component):
     ``splits_config`` is ``{"analyze": ["train"], "transform": ["train", "eval"]}`` as in TFX; by
     default the analyzers see ``train`` and every split is transformed.
 
+    ``force_tf_compat_v1`` (TFX's parameter, default False) traces ``preprocessing_fn`` in a
+    ``tf.compat.v1`` graph and writes the transform graph as a TF1 SavedModel. It is for
+    ``preprocessing_fn``s written for TF1; it is also the faster analysis, as a graph traces and
+    saves without TF2's function and object-graph machinery (taxi sample: about 2 s of the
+    Transform node's 11-14 s). ``tft.TFTransformOutput`` and its ``transform_features_layer`` read either
+    kind, so Trainer module code does not change; TF2-only code (``tf.function``, TF2 control
+    flow) in ``preprocessing_fn`` may not trace in this mode.
+
     ``analyzer_cache`` (optional) is a previous run's ``updated_analyzer_cache``, found in ML
     Metadata by a resolver::
 
@@ -97,6 +105,7 @@ class Transform(Component):
             "preprocessing_fn": ParameterSpec(FunctionPath, default=None, optional=True),
             "splits_config": ParameterSpec(dict, default=None, optional=True),
             "beam_threshold_rows": ParameterSpec(int, default=1_000_000),
+            "force_tf_compat_v1": ParameterSpec(bool, default=False),
         },
     )
 
@@ -147,6 +156,7 @@ class Transform(Component):
             previous_cache.uri if previous_cache else None,
             cache.uri,
             in_process,
+            ctx.parameters["force_tf_compat_v1"],
         )
         transformed.split_names = transform
         for name in ("span", "version"):
@@ -223,7 +233,7 @@ class _PipelineResult:
 def _run_pipeline(
     ctx: ExecutionContext, preprocessing_fn: Any, patterns: dict[str, str], analyze: list[str],
     transform: list[str], schema: Any, graph_dir: str, transformed: Examples,
-    cache_in: str | None, cache_out: str, in_process: bool,
+    cache_in: str | None, cache_out: str, in_process: bool, tf_compat_v1: bool,
 ) -> _PipelineResult:  # fmt: skip
     """Analyze (with the cache in ``cache_in``, if any), write the transform graph, the updated
     cache and the transformed splits (after the pipeline, here, if ``in_process``)."""
@@ -245,10 +255,13 @@ def _run_pipeline(
     keys = {split: _dataset_key(split, patterns[split], schema) for split in analyze}
     encoder = RecordBatchToExamplesEncoder()
     pipeline = beam.Pipeline(options=beam_pipeline_options(ctx.beam_pipeline_args))
-    with tft_beam.Context(temp_dir=ctx.tmp_dir, use_deep_copy_optimization=True):
+    with tft_beam.Context(
+        temp_dir=ctx.tmp_dir, use_deep_copy_optimization=True, force_tf_compat_v1=tf_compat_v1
+    ):
         previous, to_read = _read_analyzer_cache(
-            pipeline, cache_in, keys, preprocessing_fn, some_source.TensorAdapter().OriginalTypeSpecs()
-        )
+            pipeline, cache_in, keys, preprocessing_fn, some_source.TensorAdapter().OriginalTypeSpecs(),
+            tf_compat_v1,
+        )  # fmt: skip
         beam_transform = [] if in_process else transform
         data = {
             split: pipeline | f"Read[{split}]" >> sources[split].BeamSource()
@@ -327,7 +340,8 @@ def _apply_transform_graph(
     decoder = ExamplesToRecordBatchDecoder(schema.SerializeToString())
     adapter = TensorAdapter(TensorAdapterConfig(decoder.ArrowSchema(), adapter_config.tensor_representations))
     graph = saved_transform_io_v2.SavedModelLoader(output.transform_savedmodel_dir)
-    graph.finalize(set(adapter_config.tensor_representations), set(graph.structured_outputs))
+    if not graph.load_v2_in_compat:  # a TF2 graph, pruned to the fed inputs; a TF1 one runs as loaded
+        graph.finalize(set(adapter_config.tensor_representations), set(graph.structured_outputs))
     converter = impl_helper.make_tensor_to_arrow_converter(output.transformed_metadata.schema)
     encoder = RecordBatchToExamplesEncoder()
 
@@ -381,8 +395,9 @@ def _dataset_key(split: str, pattern: str, schema: Any) -> Any:
 
 
 def _read_analyzer_cache(
-    pipeline: Any, cache_dir: str | None, keys: dict[str, Any], preprocessing_fn: Any, typespecs: Any
-) -> tuple[dict[Any, Any], set[Any]]:
+    pipeline: Any, cache_dir: str | None, keys: dict[str, Any], preprocessing_fn: Any, typespecs: Any,
+    tf_compat_v1: bool,
+) -> tuple[dict[Any, Any], set[Any]]:  # fmt: skip
     """The cached accumulators of ``cache_dir`` that this ``preprocessing_fn`` can use on these
     datasets (as PCollections), and the dataset keys whose data must still be read for analysis.
 
@@ -394,13 +409,15 @@ def _read_analyzer_cache(
     if cache_dir is None:
         return {}, set(keys.values())
     builder = tft_beam.analysis_graph_builder
-    # force_tf_compat_v1=False, as the Context the analysis runs in
-    wanted = builder.get_analysis_cache_entry_keys(preprocessing_fn, typespecs, list(keys.values()), False)
+    # traced as the analysis traces it: entry keys hash the traced graph
+    wanted = builder.get_analysis_cache_entry_keys(
+        preprocessing_fn, typespecs, list(keys.values()), tf_compat_v1
+    )
     previous = pipeline | "ReadCache" >> tft_beam.analyzer_cache.ReadAnalysisCacheFromFS(
         cache_dir, list(keys.values()), cache_entry_keys=wanted
     )
     to_read = builder.get_analysis_dataset_keys(
-        preprocessing_fn, typespecs, list(keys.values()), previous, False
+        preprocessing_fn, typespecs, list(keys.values()), previous, tf_compat_v1
     )
     return previous, set(to_read)
 

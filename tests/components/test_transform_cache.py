@@ -11,7 +11,9 @@ cache of the previous run comes from ``Resolver(strategy="latest_artifact")``. R
 5. spans 1+2, another preprocessing_fn, cache wired (resolves run 3's cache);
 6. spans 1+2, that other preprocessing_fn, without a cache: the reference for 5;
 7. spans 1+2 without a cache, transformed by Beam (``beam_threshold_rows=0``): the reference
-   (run 3) transformed these small splits in process, and both ways must write the same examples.
+   (run 3) transformed these small splits in process, and both ways must write the same examples;
+8. spans 1+2 without a cache, traced in ``tf.compat.v1`` (``force_tf_compat_v1``): a TF1 graph
+   that must transform as the reference's TF2 graph does.
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ def runs(tmp_path_factory):
         "other": ([1, 2], "other_module.py", True, "OtherTransform"),
         "other_reference": ([1, 2], "other_module.py", False, "OtherReference"),
         "with_beam": ([1, 2], "main_module.py", False, "BeamTransform", {"beam_threshold_rows": 0}),
+        "compat_v1": ([1, 2], "main_module.py", False, "V1Transform", {"force_tf_compat_v1": True}),
     }
     found = {}
     for name, (spans, module, cached, node_id, *args) in plan.items():
@@ -259,3 +262,23 @@ def test_small_splits_transformed_in_process_equal_beams_output(runs):
         examples = runs[name][0].outputs["transformed_examples"][0]
         assert os.listdir(examples.split_uri("eval")) == ["transformed_examples-00000-of-00001.gz"]
         assert examples.get_custom_property("num_rows_span2") == ROWS_PER_SPAN
+
+
+@pytest.mark.e2e
+def test_tf_compat_v1_graph_transforms_as_the_tf2_graph(runs):
+    import tensorflow as tf
+    from tensorflow_transform.saved import saved_transform_io_v2
+
+    v1, v2 = _graph(runs, "compat_v1"), _graph(runs, "reference")
+    assert saved_transform_io_v2.SavedModelLoader(v1.transform_savedmodel_dir).load_v2_in_compat
+    assert not saved_transform_io_v2.SavedModelLoader(v2.transform_savedmodel_dir).load_v2_in_compat
+    _assert_same_transform(runs, "compat_v1", "reference")
+    # the Trainer's path: TFT's Keras layer applies the TF1 graph to parsed raw examples
+    raw = runs["compat_v1"][1].results["CsvExampleGen"].outputs["examples"][0]
+    files = tf.io.gfile.glob(os.path.join(raw.split_uri("eval"), "*.gz"))
+    records = list(tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator())
+    features = tf.io.parse_example(records, v1.raw_feature_spec())
+    transformed = v1.transform_features_layer()(features)
+    want = _transformed_rows(runs, "reference", "eval")
+    np.testing.assert_allclose(transformed["x_z"].numpy().reshape(-1), want["x_z"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(transformed["cat_id"].numpy().reshape(-1), want["cat_id"])
