@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_node(args: argparse.Namespace) -> int:
     from mlpipe.orchestration.launcher import launch_node, open_store
+    from mlpipe.orchestration.process_exit import freeze_heap_at_exit
+
+    freeze_heap_at_exit()  # the task's process ends with the node
 
     try:
         ir = PipelineIR.load(args.ir)

@@ -1,0 +1,33 @@
+"""A quick exit for processes that end when their run ends (``mlpipe run``, a remote task's node).
+
+After a run, the heap holds millions of objects: TensorFlow graphs and functions, Beam pipelines,
+protos. At exit CPython runs full garbage collections over all of them while it tears modules
+down: 2.3-2.8 s after the taxi pipeline on a 2-core machine, a second run of nothing but waiting.
+``gc.freeze()`` moves every object alive at that point out of the collector's reach, and the same
+exit takes 0.25 s.
+
+Nothing mlpipe writes depends on it: artifacts are published and MLMD committed before the run
+returns. Objects are still freed by reference counting as modules are cleared; only finalizers of
+objects caught in reference cycles may not run, which Python does not promise at exit either.
+Never use it in a process that goes on after the run (a notebook): what is frozen is never
+collected.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+
+_registered = False
+
+
+def freeze_heap_at_exit() -> None:
+    """Have this process skip collecting its heap when it exits; idempotent.
+
+    Runs as an ``atexit`` callback, so after the other exit callbacks registered before it
+    (``logging`` flushes its handlers first) and before the interpreter's final collections.
+    """
+    global _registered
+    if not _registered:
+        atexit.register(gc.freeze)
+        _registered = True
