@@ -27,7 +27,7 @@ def child(root: str, train_steps: int, eval_steps: int) -> None:
     from taxi import create_pipeline
 
     from mlpipe.orchestration.local import LocalDagRunner
-    from mlpipe.orchestration.process_exit import freeze_heap_at_exit
+    from mlpipe.process_exit import freeze_heap_at_exit
 
     freeze_heap_at_exit()  # as `mlpipe run` does: the process ends with the run
     imported = time.perf_counter() - started

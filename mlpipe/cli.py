@@ -128,8 +128,8 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     from mlpipe.dsl.loader import load_pipeline
     from mlpipe.orchestration.local import LocalDagRunner
-    from mlpipe.orchestration.process_exit import freeze_heap_at_exit
     from mlpipe.orchestration.run_result import RunError
+    from mlpipe.process_exit import freeze_heap_at_exit
 
     freeze_heap_at_exit()  # the process ends with the run
     pipeline = load_pipeline(args.pipeline_file)

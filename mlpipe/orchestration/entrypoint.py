@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_node(args: argparse.Namespace) -> int:
     from mlpipe.orchestration.launcher import launch_node, open_store
-    from mlpipe.orchestration.process_exit import freeze_heap_at_exit
+    from mlpipe.process_exit import freeze_heap_at_exit
 
     freeze_heap_at_exit()  # the task's process ends with the node
 

@@ -103,8 +103,11 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def _serve_builtin(options: ServeOptions) -> int:
+    from mlpipe.process_exit import freeze_heap_at_exit
     from mlpipe.serving.batching import BatchingParameters
     from mlpipe.serving.server import ModelServer
+
+    freeze_heap_at_exit()  # the process ends when serving stops
 
     batching = None
     if options.enable_batching:

@@ -1,4 +1,4 @@
-"""A quick exit for processes that end when their run ends (``mlpipe run``, a remote task's node).
+"""A quick exit for processes that end with their work: ``mlpipe run``, a task's node, ``mlpipe serve``.
 
 After a run, the heap holds millions of objects: TensorFlow graphs and functions, Beam pipelines,
 protos. At exit CPython runs full garbage collections over all of them while it tears modules

@@ -10,7 +10,7 @@ import atexit, gc
 # registered first, so it runs last (atexit is LIFO): it sees what the interpreter's final
 # collections will see
 atexit.register(lambda: print("frozen objects at exit:", gc.get_freeze_count()))
-from mlpipe.orchestration.process_exit import freeze_heap_at_exit
+from mlpipe.process_exit import freeze_heap_at_exit
 freeze_heap_at_exit()
 freeze_heap_at_exit()
 print("exit callbacks:", atexit._ncallbacks())
