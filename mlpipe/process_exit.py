@@ -9,8 +9,9 @@ exit takes 0.25 s.
 Nothing mlpipe writes depends on it: artifacts are published and MLMD committed before the run
 returns. Objects are still freed by reference counting as modules are cleared; only finalizers of
 objects caught in reference cycles may not run, which Python does not promise at exit either.
-Never use it in a process that goes on after the run (a notebook): what is frozen is never
-collected.
+Until the exit nothing changes. mlpipe's own commands opt in; a script or notebook that uses
+mlpipe keeps Python's usual exit unless it calls :func:`freeze_heap_at_exit` (as
+``pipelines/run_local.py`` does).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ _registered = False
 def freeze_heap_at_exit() -> None:
     """Have this process skip collecting its heap when it exits; idempotent.
 
-    Runs as an ``atexit`` callback, so after the other exit callbacks registered before it
-    (``logging`` flushes its handlers first) and before the interpreter's final collections.
+    Runs as an ``atexit`` callback: every exit callback still runs, and the freeze comes before
+    the interpreter's final collections.
     """
     global _registered
     if not _registered:

@@ -63,9 +63,9 @@ class Transform(Component):
     ``tf.compat.v1`` graph and writes the transform graph as a TF1 SavedModel. It is for
     ``preprocessing_fn``s written for TF1; it is also the faster analysis, as a graph traces and
     saves without TF2's function and object-graph machinery (taxi sample: about 2 s of the
-    Transform node's 11-14 s). ``tft.TFTransformOutput`` and its ``transform_features_layer`` read either
-    kind, so Trainer module code does not change; TF2-only code (``tf.function``, TF2 control
-    flow) in ``preprocessing_fn`` may not trace in this mode.
+    Transform node's 11-14 s). ``tft.TFTransformOutput`` and its ``transform_features_layer``
+    read either kind, so Trainer module code does not change; TF2-only code (``tf.function``,
+    TF2 control flow) in ``preprocessing_fn`` may not trace in this mode.
 
     ``analyzer_cache`` (optional) is a previous run's ``updated_analyzer_cache``, found in ML
     Metadata by a resolver::
