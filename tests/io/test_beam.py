@@ -134,3 +134,45 @@ def test_option_views_are_made_once_and_share_values():
     del other
     gc.collect()
     assert gone() is None  # the memo does not keep options alive
+
+
+def test_state_cache_weighs_values_as_objsize_does():
+    import importlib
+    import sys
+
+    import apache_beam as beam
+    import numpy as np
+    import objsize
+    from apache_beam.runners.worker import statecache
+    from apache_beam.testing.util import assert_that, equal_to
+
+    beam_pipeline_options([])
+    assert statecache.get_deep_size.memoized_by_mlpipe
+
+    def objsize_weight(*objs):  # what Beam's own get_deep_size computes
+        return objsize.get_deep_size(
+            *objs,
+            get_size_func=statecache._size_func,
+            get_referents_func=statecache._get_referents_func,
+            filter_func=statecache._filter_func,
+        )
+
+    sys.modules.pop("colorsys", None)
+    colorsys = importlib.import_module("colorsys")  # loaded after the first weighing below
+    values = [
+        {"vocabulary": ["a", "bb", "ccc"] * 50, "mean": np.arange(1000, dtype=np.float64)},
+        [vars(json_module) for json_module in [sys.modules["json"]]],  # a module's globals: not counted
+        ("x" * 10_000, 3.5, None),
+    ]
+    for value in values:
+        assert statecache.get_deep_size(value) == objsize_weight(value) > 0
+    assert statecache.get_deep_size([vars(colorsys)]) == objsize_weight([vars(colorsys)])
+    assert statecache.get_deep_size(values[0]) > 1000 * 8  # the array's data is counted
+    with beam.Pipeline(options=beam_pipeline_options([])) as pipeline:  # side inputs go through the cache
+        table = pipeline | "Table" >> beam.Create([("a", 1), ("b", 2)])
+        looked_up = (
+            pipeline
+            | "Keys" >> beam.Create(["a", "b", "a"])
+            | beam.Map(lambda key, lookup: lookup[key], lookup=beam.pvalue.AsDict(table))
+        )
+        assert_that(looked_up, equal_to([1, 2, 1]))
