@@ -10,8 +10,10 @@ Reference (TFX 1.16, this machine kind, same data and model): 166 s cold, 39 s s
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -20,9 +22,28 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+class FullCollections:
+    """Counts CPython's full (generation 2) garbage collections and the seconds they take."""
+
+    def __init__(self) -> None:
+        self.count, self.seconds, self._began = 0, 0.0, 0.0
+        gc.callbacks.insert(0, self.observe)  # first: its "start" comes before other callbacks run
+
+    def observe(self, phase: str, info: dict) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.count += 1
+            self.seconds += time.perf_counter() - self._began
+
+
 def child(root: str, train_steps: int, eval_steps: int) -> None:
-    """Runs the pipeline in this process; prints node times and the time spent importing mlpipe."""
+    """Runs the pipeline in this process; prints node times, the time spent importing mlpipe and
+    the full garbage collections during the run."""
     started = time.perf_counter()
+    collections = FullCollections()
     sys.path.insert(0, os.path.join(REPO, "pipelines"))
     from taxi import create_pipeline
 
@@ -39,7 +60,13 @@ def child(root: str, train_steps: int, eval_steps: int) -> None:
     )
     result = LocalDagRunner(progress=False).run(pipeline)
     nodes = {n: {"state": r.state, "s": round(r.seconds, 2)} for n, r in result.results.items()}
-    report = {"import_s": round(imported, 2), "run_s": round(result.seconds, 2), "nodes": nodes}
+    report = {
+        "import_s": round(imported, 2),
+        "run_s": round(result.seconds, 2),
+        "full_gc": {"count": collections.count, "s": round(collections.seconds, 2)},
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "nodes": nodes,
+    }
     print(json.dumps({**report, "child_s": time.perf_counter() - started}), flush=True)
 
 

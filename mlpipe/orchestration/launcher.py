@@ -46,6 +46,7 @@ from mlpipe.metadata.store import (
 from mlpipe.orchestration.cache import cache_key
 from mlpipe.orchestration.component_loader import load_component_class
 from mlpipe.orchestration.execution_log import capture_to
+from mlpipe.orchestration.heap import survivors_frozen
 from mlpipe.orchestration.inputs import artifacts_available, resolve_inputs
 from mlpipe.orchestration.resolvers import STRATEGY_FUNCTIONS
 from mlpipe.types.artifact import ABANDONED, LIVE, Artifact
@@ -109,7 +110,8 @@ def launch_node(
                 execution_id = store.record_execution(type_name, contexts, inputs, hit, properties, "CACHED")
                 log.info("node %s: cached (execution %d)", node.id, execution_id)
                 return NodeResult(node.id, CACHED, execution_id, time.perf_counter() - started, outputs=hit)
-    return _execute(ir, node.id, cls, run_id, store, contexts, inputs, properties, type_name, started)
+    with survivors_frozen():
+        return _execute(ir, node.id, cls, run_id, store, contexts, inputs, properties, type_name, started)
 
 
 def _resolve(

@@ -14,6 +14,7 @@ from mlpipe.dsl.pipeline import Pipeline
 from mlpipe.errors import ComponentError, DefinitionError
 from mlpipe.ir import PipelineIR
 from mlpipe.metadata.store import MetadataStore
+from mlpipe.orchestration.heap import survivors_frozen
 from mlpipe.orchestration.launcher import launch_node, open_store
 from mlpipe.orchestration.progress import ProgressDisplay
 from mlpipe.orchestration.run_result import RunError, RunResult
@@ -74,7 +75,8 @@ class LocalDagRunner:
         display = ProgressDisplay(selected) if self.progress else None
         started = time.perf_counter()
         try:
-            self._schedule(ir, selected, classes, result, store, enable_cache, display)
+            with survivors_frozen():  # one scope for the run: nodes reuse what earlier nodes imported
+                self._schedule(ir, selected, classes, result, store, enable_cache, display)
         finally:
             result.seconds = time.perf_counter() - started
             if display:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import pytest
@@ -150,9 +151,16 @@ def test_cache_disabled_executes_everything(tmp_path, module_file, metadata_conf
 def test_failure_records_failed_leaves_nothing_and_rerun_executes_only_failed_part(
     tmp_path, module_file, metadata_config, calls
 ):
-    module_file.write_text("def transform(v):\n    raise ValueError('bad value %s' % v)\n")
+    module_file.write_text(
+        "import gc\n"
+        "def transform(v):\n"
+        "    gc.collect()\n"
+        "    assert gc.get_freeze_count() > 0, 'survivors of a full collection are frozen during a run'\n"
+        "    raise ValueError('bad value %s' % v)\n"
+    )
     with pytest.raises(RunError) as info:
         _run(tmp_path, module_file, metadata_config)
+    assert gc.get_freeze_count() == 0  # the run's heap scope (orchestration/heap.py) ended with it
     result = info.value.result
     assert calls() == ["ingest", "scale", "apply_module"]
     assert list(result.results) == ["ingest", "scale"]
