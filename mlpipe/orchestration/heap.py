@@ -11,7 +11,7 @@ was reachable then, so freezing it frees nothing late at that moment; if it beco
 garbage later, it is collected after the outermost scope closes, when everything is unfrozen
 and collectable again as before. On the taxi pipeline, full collections then take 1.1-1.2 s
 (18 of them, each over what is new); the cost is that delay in reclaiming memory, about 10% more
-peak RSS (1.02-1.03 -> 1.14-1.16 GB).
+peak RSS (0.98-1.03 -> 1.09-1.16 GB).
 
 If something else in the process froze objects before the scope opened, the scope does
 nothing: unfreezing at its end would undo that freeze too.
