@@ -7,8 +7,7 @@ FnApiRunner, which still honours ``--direct_running_mode`` and ``--direct_num_wo
 
 Building and starting a pipeline is also made cheaper (see :func:`_memoize_dofn_specs`,
 :func:`_memoize_signatures`, :func:`_memoize_option_views`, :func:`_weigh_cached_state_cheaply`):
-on the small data of a local run,
-constructing TFT's and TFMA's graphs costs more than running them. Each memo answers exactly as
+on the small data of a local run, constructing TFT's and TFMA's graphs costs more than running them. Each memo answers exactly as
 the call it replaces (the answers are immutable or shared by design) and is process-wide.
 """
 
@@ -164,9 +163,9 @@ def _weigh_cached_state_cheaply() -> None:
     The FnApiRunner's worker keeps side inputs in an LRU cache of 100 MB, weighing each value it
     loads with ``objsize`` (``statecache.get_deep_size``). Each weighing starts by collecting the
     ids of every loaded module's globals dict, so that values reachable from them are not counted:
-    with TensorFlow loaded that is some 10,000 modules per call, and TFT's and TFMA's graphs load
-    side inputs at every stage (taxi sample: 1.9 s of Transform's and Evaluator's time in a
-    profile, against ~0.1 s for the weighing itself). Here those ids are collected again only when
+    with TensorFlow loaded that is about 6,000 modules per call (~6 ms), and TFT's and TFMA's graphs
+    load side inputs at every stage (taxi sample: 1.9 s of Transform's and Evaluator's time in a
+    profile). With the ids kept, a weighing takes ~0.3 ms. Here those ids are collected again only when
     ``sys.modules`` changed as an import changes it (its size, or its last entry: a module removed
     and imported again); the weighing is otherwise objsize's, with Beam's own size, referent and
     filter functions. An entry overwritten in place (``sys.modules[name] = other``) is seen at the

@@ -7,9 +7,9 @@ everything imported so far (taxi pipeline: 11 full collections, 5.1-5.4 s of a 6
 
 While a scope is open, every object that survives a full collection is frozen (``gc.freeze``),
 so later collections scan only what was made since. An object that survived a full collection
-was reachable then, so freezing it frees nothing late at that moment; if it becomes cyclic
-garbage later, it is collected after the outermost scope closes, when everything is unfrozen
-and collectable again as before. On the taxi pipeline, full collections then take 1.1-1.2 s
+was reachable then, so freezing it keeps no garbage at that moment; if it becomes cyclic garbage
+later, it is collected after the outermost scope closes, when everything is unfrozen and
+collectable again as before. On the taxi pipeline, full collections then take 1.1-1.3 s
 (18 of them, each over what is new); the cost is that delay in reclaiming memory, about 10% more
 peak RSS (0.98-1.03 -> 1.09-1.16 GB).
 
