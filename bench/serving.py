@@ -8,6 +8,9 @@ preprocessing and runs a wide-and-deep network. For each model, in one run:
 - for REST and gRPC, batching off and on: one client (p50/p99 ms, requests/s) and 32 concurrent
   clients (requests/s, p50/p99). Clients run in a separate process and send pre-encoded requests
   (REST over raw keep-alive sockets), so the numbers are the server's, not a client library's;
+- ``batching_timeout_sweep``: 32 concurrent clients again at further batch timeouts. With batching,
+  ``rows_per_batch`` (read from the server's metrics) shows whether batches fill: a timeout shorter
+  than the time the server needs to take in the 32 requests closes batches early;
 - ``grpc_empty_handler``: the same 32 gRPC clients against a ``grpc.aio`` server that answers
   Predict with a fixed response (grpcio's own cost per call, the ceiling for any Python gRPC
   server here), and the share of it that gRPC with batching reaches.
@@ -17,13 +20,14 @@ work dominates and batching can only remove the model's share. ``taxi_large`` (D
 inference-bound, the case batching is for.
 
 Goals: single-request p50 within 2 ms of the floor; batching >= 3x the throughput of no batching
-at 32 concurrent clients. Default run: about a minute on 2 cores.
+at 32 concurrent clients. Default run: about four minutes on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import json
 import logging
 import os
@@ -35,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 from mlpipe import _tf_env  # noqa: F401  (TF_USE_LEGACY_KERAS must be set before TensorFlow loads)
 
@@ -408,10 +413,25 @@ def measure_model(
             for protocol, address in (("rest", server.rest_address), ("grpc", server.grpc_address)):
                 result[mode][protocol] = {
                     "single": run_clients(protocol, address, bodies[protocol], 1, single),
-                    "concurrent": run_clients(
-                        protocol, address, bodies[protocol], args.concurrency, concurrent
+                    "concurrent": run_batched_clients(
+                        server, protocol, address, bodies[protocol], args.concurrency, concurrent
                     ),
                 }
+    sweep = {}
+    for timeout in args.sweep_timeouts_micros:
+        params = dataclasses.replace(batching, batch_timeout_micros=timeout)
+        with ModelServer(ServedModel("taxi", base), batching=params) as server:
+            runs = {
+                protocol: run_batched_clients(
+                    server, protocol, address, bodies[protocol], args.concurrency, concurrent
+                )
+                for protocol, address in (("rest", server.rest_address), ("grpc", server.grpc_address))
+            }
+        sweep[str(timeout)] = {
+            protocol: {**run, "speedup": _speedup(run, result["no_batching"][protocol]["concurrent"])}
+            for protocol, run in runs.items()
+        }
+    result["batching_timeout_sweep"] = sweep
     result["overhead_p50_ms"] = {
         protocol: round(result["no_batching"][protocol]["single"]["p50_ms"] - result["floor"]["p50_ms"], 3)
         for protocol in ("rest", "grpc")
@@ -427,14 +447,42 @@ def measure_model(
         "batching_share": round(result["batching"]["grpc"]["concurrent"]["rps"] / empty["rps"], 2),
     }
     result["batching_speedup"] = {
-        protocol: round(
-            result["batching"][protocol]["concurrent"]["rps"]
-            / result["no_batching"][protocol]["concurrent"]["rps"],
-            2,
+        protocol: _speedup(
+            result["batching"][protocol]["concurrent"], result["no_batching"][protocol]["concurrent"]
         )
         for protocol in ("rest", "grpc")
     }
     return result
+
+
+def _speedup(batching: dict, no_batching: dict) -> float:
+    return round(batching["rps"] / no_batching["rps"], 2)
+
+
+def run_batched_clients(server, protocol: str, address: str, payload: bytes, concurrency: int, requests: int):
+    """:func:`run_clients`, plus (batching on) the mean rows per model call from the server's metrics."""
+    if server.batching is None:
+        return run_clients(protocol, address, payload, concurrency, requests)
+    before = _batching_totals(server.rest_address)
+    run = run_clients(protocol, address, payload, concurrency, requests)
+    after = _batching_totals(server.rest_address)
+    batches = after[0] - before[0]
+    run["rows_per_batch"] = round((after[1] - before[1]) / batches, 1) if batches else None
+    return run
+
+
+def _batching_totals(rest_address: str) -> tuple[float, float]:
+    """(model calls, rows) the server's batcher made so far, from its Prometheus page."""
+    with urllib.request.urlopen(f"http://{rest_address}/monitoring/prometheus/metrics", timeout=30) as page:
+        text = page.read().decode("utf-8")
+
+    def total(pattern: str) -> float:
+        return sum(float(value) for value in re.findall(pattern, text, re.MULTILINE))
+
+    return (
+        total(r"^:tensorflow:serving:batching_session:wrapped_run_count (\S+)$"),
+        total(r"^:mlpipe:serving:batching:batch_size_sum\{[^}]*\} (\S+)$"),
+    )
 
 
 def main() -> None:
@@ -448,6 +496,11 @@ def main() -> None:
         help="default: the concurrency; a bigger batch never fills, so every request waits the timeout",
     )
     parser.add_argument("--batch-timeout-micros", type=int, default=5000)
+    parser.add_argument(
+        "--sweep-timeouts-micros",
+        default="10000,20000",
+        help="further batch timeouts measured at the concurrency only (comma-separated; '' for none)",
+    )
     parser.add_argument("--num-batch-threads", type=int, default=1)
     parser.add_argument(
         "--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS)
@@ -455,6 +508,7 @@ def main() -> None:
     parser.add_argument("--load-client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.max_batch_size = args.max_batch_size or args.concurrency
+    args.sweep_timeouts_micros = [int(t) for t in args.sweep_timeouts_micros.split(",") if t.strip()]
     if args.load_client:
         print(json.dumps(load_client(json.load(sys.stdin))))
         return
@@ -471,11 +525,19 @@ def main() -> None:
         "max_batch_size": args.max_batch_size,
         "batch_timeout_micros": args.batch_timeout_micros,
         "num_batch_threads": args.num_batch_threads,
+        "swept_timeouts_micros": args.sweep_timeouts_micros,
     }
     result["goals_met"] = {
         "overhead_p50_under_2ms": all(v < 2.0 for m in chosen for v in result[m]["overhead_p50_ms"].values()),
         "batching_speedup_at_least_3x": {
             m: all(v >= 3.0 for v in result[m]["batching_speedup"].values()) for m in chosen
+        },
+        "batching_speedup_at_least_3x_at_some_swept_timeout": {
+            m: all(
+                any(runs[p]["speedup"] >= 3.0 for runs in result[m]["batching_timeout_sweep"].values())
+                for p in ("rest", "grpc")
+            )
+            for m in chosen
         },
     }
     result["errors"] = sum(
@@ -484,6 +546,11 @@ def main() -> None:
         for mode in ("no_batching", "batching")
         for protocol in result[m][mode].values()
         for run in protocol.values()
+    ) + sum(
+        run["errors"]
+        for m in chosen
+        for runs in result[m]["batching_timeout_sweep"].values()
+        for run in runs.values()
     )
     result["seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result))

@@ -153,10 +153,11 @@ class _Task:
 
 
 class _Queue:
-    __slots__ = ("run", "tasks", "rows")
+    __slots__ = ("run", "name", "tasks", "rows")
 
-    def __init__(self, run: Callable[[Tensors], Tensors]):
+    def __init__(self, run: Callable[[Tensors], Tensors], name: str):
         self.run = run
+        self.name = name
         self.tasks: deque[_Task] = deque()
         self.rows = 0
 
@@ -171,10 +172,18 @@ class Batcher:
     one of ``num_batch_threads`` threads when it is full, when its oldest request has waited
     ``batch_timeout_micros``, or (timeout 0) as soon as a thread is free. While every thread is busy,
     requests gather into the next batch. A finished batch answers all its requests in one callback.
+
+    ``on_batch(name, rows, waits)`` is told of every batch as it starts: the name given to :meth:`run`
+    (the model), its rows, and each of its requests' seconds in the queue.
     """
 
-    def __init__(self, params: BatchingParameters):
+    def __init__(
+        self,
+        params: BatchingParameters,
+        on_batch: Callable[[str, int, list[float]], None] | None = None,
+    ):
         self.params = params
+        self._on_batch = on_batch
         self._queues: dict[Hashable, _Queue] = {}
         self._queued_rows = 0
         self._running = 0
@@ -183,10 +192,13 @@ class Batcher:
         self._idle: asyncio.Event | None = None
         self._threads = ThreadPoolExecutor(params.num_batch_threads, thread_name_prefix="mlpipe-batch")
 
-    async def run(self, key: Hashable, run: Callable[[Tensors], Tensors], inputs: Tensors) -> Tensors:
+    async def run(
+        self, key: Hashable, run: Callable[[Tensors], Tensors], inputs: Tensors, name: str = ""
+    ) -> Tensors:
         """``run(inputs)``, merged with concurrent calls of the same key; call it on the event loop.
 
-        ``inputs`` must share a first dimension (see :func:`batch_rows`).
+        ``inputs`` must share a first dimension (see :func:`batch_rows`). ``name`` labels the key's
+        batches for ``on_batch``.
         """
         rows = batch_rows(inputs)
         if rows is None:
@@ -206,7 +218,7 @@ class Batcher:
         task = _Task(inputs, rows, asyncio.get_running_loop().create_future())
         queue = self._queues.get(key)
         if queue is None:
-            queue = self._queues[key] = _Queue(run)
+            queue = self._queues[key] = _Queue(run, name)
         queue.tasks.append(task)
         queue.rows += rows
         self._queued_rows += rows
@@ -268,6 +280,9 @@ class Batcher:
         self._queued_rows -= rows
         if not queue.tasks:
             del self._queues[key]
+        if self._on_batch is not None:
+            now = time.monotonic()
+            self._on_batch(queue.name, rows, [now - task.enqueued for task in tasks])
         self._running += 1
         loop = asyncio.get_running_loop()
         future = self._threads.submit(_execute, queue.run, [(task.inputs, task.rows) for task in tasks])

@@ -173,7 +173,9 @@ class InferenceRunner:
             signature.name,
             tuple((n, a.dtype.str, a.shape[1:]) for n, a in sorted(inputs.items())),
         )
-        return await self.batcher.run(key, lambda batch: servable.run(signature, batch), inputs)
+        return await self.batcher.run(
+            key, lambda batch: servable.run(signature, batch), inputs, servable.name
+        )
 
 
 def _check_inputs(signature: Signature, inputs: Tensors) -> None:

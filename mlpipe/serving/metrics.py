@@ -1,8 +1,12 @@
-"""Request count and latency in Prometheus text format, under TF Serving's metric names.
+"""Request and batching metrics in Prometheus text format, under TF Serving's metric names.
 
 Served at ``/monitoring/prometheus/metrics`` (TF Serving's path when Prometheus monitoring is on), so
-dashboards built for ``tensorflow_model_server`` read the built-in server too. Latency is in
-microseconds, as TF Serving reports it.
+dashboards built for ``tensorflow_model_server`` read the built-in server too. Times are in
+microseconds, as TF Serving reports them.
+
+With batching on, the batcher's series say whether batches fill: throughput under concurrency
+depends on rows per model call, and a timeout that closes batches early shows up here as small
+batches and short queuing, not as an error.
 """
 
 from __future__ import annotations
@@ -10,44 +14,80 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 
 PROMETHEUS_PATH = "/monitoring/prometheus/metrics"
 REQUEST_COUNT = ":tensorflow:serving:request_count"
 REQUEST_LATENCY = ":tensorflow:serving:request_latency"
+# TF Serving's BatchingSession series: model calls made by the batcher, and each request's time in
+# the batching queue (labelled with the batch thread pool's name).
+BATCH_RUN_COUNT = ":tensorflow:serving:batching_session:wrapped_run_count"
+BATCH_QUEUING_LATENCY = ":tensorflow:serving:batching_session:queuing_latency"
+BATCH_THREAD_POOL = "mlpipe-batch"
+# mlpipe's own series: rows per model call the batcher made, per model.
+BATCH_SIZE = ":mlpipe:serving:batching:batch_size"
 
 # Upper bounds in microseconds: 10 us to 10 s, about three per decade.
 LATENCY_BUCKETS_US = (
     10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000,
     100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000,
 )  # fmt: skip
+# TF Serving's buckets for queuing latency: 100 us times powers of 1.2, 52 of them (up to ~1.3 s).
+QUEUING_BUCKETS_US = tuple(round(100 * 1.2**i, 1) for i in range(52))
+# Rows per batch: powers of two up to 8192 (TF Serving's largest default max_batch_size is 1000).
+BATCH_SIZE_BUCKETS = tuple(2**i for i in range(14))
 
 
 class _Histogram:
-    __slots__ = ("counts", "total", "count")
+    __slots__ = ("bounds", "counts", "total", "count")
 
-    def __init__(self) -> None:
-        self.counts = [0] * (len(LATENCY_BUCKETS_US) + 1)
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
         self.total = 0.0
         self.count = 0
 
+    def add(self, value: float) -> None:
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
+        self.total += value
+        self.count += 1
+
+    def render(self, name: str, labels: dict[str, str]) -> Iterable[str]:
+        cumulative = 0
+        for bound, count in zip((*self.bounds, "+Inf"), self.counts, strict=True):
+            cumulative += count
+            le = bound if isinstance(bound, str) else _number(bound)
+            yield f"{name}_bucket{_labels(**labels, le=le)} {cumulative}"
+        yield f"{name}_sum{_labels(**labels)} {self.total:.1f}"
+        yield f"{name}_count{_labels(**labels)} {self.count}"
+
 
 class ServingMetrics:
-    """Thread-safe counters for every request the front ends answer."""
+    """Thread-safe counters for every request the front ends answer and every batch the batcher runs."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[tuple[str, str], int] = defaultdict(int)
-        self._latency: dict[tuple[str, str, str], _Histogram] = defaultdict(_Histogram)
+        self._latency: dict[tuple[str, str, str], _Histogram] = defaultdict(
+            lambda: _Histogram(LATENCY_BUCKETS_US)
+        )
+        self._batches = 0
+        self._queuing = _Histogram(QUEUING_BUCKETS_US)
+        self._batch_sizes: dict[str, _Histogram] = defaultdict(lambda: _Histogram(BATCH_SIZE_BUCKETS))
 
     def record(self, model_name: str, api: str, entrypoint: str, status: str, seconds: float) -> None:
         """Count one request: ``api`` e.g. ``predict``, ``entrypoint`` ``REST`` or ``GRPC``, ``status`` a code name."""
-        micros = seconds * 1e6
         with self._lock:
             self._counts[(model_name, status)] += 1
-            histogram = self._latency[(model_name, api, entrypoint)]
-            histogram.counts[bisect.bisect_left(LATENCY_BUCKETS_US, micros)] += 1
-            histogram.total += micros
-            histogram.count += 1
+            self._latency[(model_name, api, entrypoint)].add(seconds * 1e6)
+
+    def record_batch(self, model_name: str, rows: int, waits: Sequence[float]) -> None:
+        """Count one model call of the batcher: its rows, and how long each of its requests queued (s)."""
+        with self._lock:
+            self._batches += 1
+            self._batch_sizes[model_name].add(rows)
+            for seconds in waits:
+                self._queuing.add(seconds * 1e6)
 
     def render(self) -> str:
         """The Prometheus text exposition (version 0.0.4) of all metrics."""
@@ -64,13 +104,27 @@ class ServingMetrics:
             ]
             for (model, api, entrypoint), histogram in sorted(self._latency.items()):
                 labels = {"model_name": model, "API": api, "entrypoint": entrypoint}
-                cumulative = 0
-                for bound, count in zip((*LATENCY_BUCKETS_US, "+Inf"), histogram.counts, strict=True):
-                    cumulative += count
-                    lines.append(f"{REQUEST_LATENCY}_bucket{_labels(**labels, le=str(bound))} {cumulative}")
-                lines.append(f"{REQUEST_LATENCY}_sum{_labels(**labels)} {histogram.total:.1f}")
-                lines.append(f"{REQUEST_LATENCY}_count{_labels(**labels)} {histogram.count}")
+                lines += histogram.render(REQUEST_LATENCY, labels)
+            if not self._batches:  # batching off, or nothing batched yet
+                return "\n".join(lines) + "\n"
+            lines += [
+                f"# HELP {BATCH_RUN_COUNT} Total count of run calls on the wrapped session.",
+                f"# TYPE {BATCH_RUN_COUNT} counter",
+                f"{BATCH_RUN_COUNT} {self._batches}",
+                f"# HELP {BATCH_QUEUING_LATENCY} Distribution of wall time spent (in microseconds) in queuing",
+                f"# TYPE {BATCH_QUEUING_LATENCY} histogram",
+                *self._queuing.render(BATCH_QUEUING_LATENCY, {"thread_pool_name": BATCH_THREAD_POOL}),
+                f"# HELP {BATCH_SIZE} Rows per model call made by the batcher.",
+                f"# TYPE {BATCH_SIZE} histogram",
+            ]
+            for model, histogram in sorted(self._batch_sizes.items()):
+                lines += histogram.render(BATCH_SIZE, {"model_name": model})
         return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    """A bucket bound as Prometheus clients print it: integers without a fraction."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _labels(**labels: str) -> str:

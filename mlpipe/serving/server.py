@@ -94,9 +94,9 @@ class ModelServer:
             failures = manager.load_failures()
             if failures:
                 raise ServingError("; ".join(message for _, message in failures))
-            self._batcher = Batcher(self.batching) if self.batching else None
-            runner = self._runner = InferenceRunner(manager, self._batcher)
             metrics = ServingMetrics()
+            self._batcher = Batcher(self.batching, metrics.record_batch) if self.batching else None
+            runner = self._runner = InferenceRunner(manager, self._batcher)
             self._loop = LoopThread("mlpipe-serving")
             self._grpc, grpc_port = self._loop.run(
                 start_grpc_server(runner, metrics, self.host, self._requested.grpc, self.max_request_bytes)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import threading
+import urllib.request
 
 import numpy as np
 import pytest
@@ -26,13 +28,13 @@ class Recorder:
         return {"y": inputs["x"] * 2, "rows": np.arange(len(inputs["x"]))}
 
 
-def submit_concurrently(params, run, inputs_list):
+def submit_concurrently(params, run, inputs_list, on_batch=None):
     """Every input as its own request at once, on an event loop as the server does; results or errors."""
 
     async def main():
-        batcher = Batcher(params)
+        batcher = Batcher(params, on_batch)
         results = await asyncio.gather(
-            *(batcher.run("key", run, inputs) for inputs in inputs_list), return_exceptions=True
+            *(batcher.run("key", run, inputs, "model") for inputs in inputs_list), return_exceptions=True
         )
         await batcher.stop()
         return results
@@ -70,12 +72,16 @@ def test_bad_parameters_are_refused(text, message):
 def test_concurrent_requests_are_merged_and_split_back():
     params = BatchingParameters(max_batch_size=16, batch_timeout_micros=500_000, num_batch_threads=1)
     run = Recorder()
+    batches = []
     inputs = [{"x": np.full((2, 3), i, np.float32)} for i in range(6)]
-    results = submit_concurrently(params, run, inputs)
+    results = submit_concurrently(params, run, inputs, lambda *batch: batches.append(batch))
     for i, result in enumerate(results):
         np.testing.assert_array_equal(result["y"], np.full((2, 3), 2 * i, np.float32))
         assert result["rows"].shape == (2,)
     assert run.sizes == [12]  # 12 rows < 16: one batch, run when the oldest request timed out
+    ((name, rows, waits),) = batches
+    assert (name, rows, len(waits)) == ("model", 12, 6)
+    assert 0.45 < max(waits) < 5  # the oldest request waited the 0.5 s timeout
 
 
 def test_batches_never_exceed_max_batch_size():
@@ -165,4 +171,23 @@ def test_a_batching_server_answers_like_the_model(serving_root):
             thread.start()
         for thread in threads:
             thread.join()
+        metrics = urllib.request.urlopen(f"http://{server.rest_address}/monitoring/prometheus/metrics").read()
     assert [answers[i] for i in range(len(trips))] == expected
+
+    def value(series: str) -> float:
+        match = re.search(rb"^" + re.escape(series.encode()) + rb" (\S+)$", metrics, re.MULTILINE)
+        assert match, f"{series} missing from the metrics page"
+        return float(match.group(1))
+
+    # 48 one-row requests went through the batcher (the scalar one ran alone): 24 one by one, so 24
+    # batches of 1, then 24 at once in batches of at most 8.
+    batches = value(":tensorflow:serving:batching_session:wrapped_run_count")
+    assert 24 + 3 <= batches < 48
+    assert value(':mlpipe:serving:batching:batch_size_sum{model_name="taxi"}') == 48
+    assert value(':mlpipe:serving:batching:batch_size_count{model_name="taxi"}') == batches
+    assert value(':mlpipe:serving:batching:batch_size_bucket{model_name="taxi",le="1"}') >= 24
+    assert value(':mlpipe:serving:batching:batch_size_bucket{model_name="taxi",le="8"}') == batches
+    queuing = ':tensorflow:serving:batching_session:queuing_latency_count{thread_pool_name="mlpipe-batch"}'
+    assert value(queuing) == 48
+    # Every request that ran alone waited out the 20 ms timeout.
+    assert value(queuing.replace("_count", "_sum")) >= 24 * 20_000

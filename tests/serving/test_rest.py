@@ -432,6 +432,7 @@ def test_prometheus_metrics_count_requests(rest, server):
     assert re.search(
         rb'request_latency_count\{model_name="taxi",API="predict",entrypoint="REST"\} [1-9]', text
     )
+    assert b"batching" not in text  # batching is off: no empty batching series
 
 
 def _read_responses(sock: socket.socket, count: int) -> list[tuple[bytes, bytes]]:
