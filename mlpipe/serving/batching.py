@@ -21,6 +21,7 @@ from functools import cache
 import numpy as np
 
 from mlpipe.errors import ServingError
+from mlpipe.serving.metrics import BATCH_THREAD_POOL
 from mlpipe.serving.status import ServingRequestError, invalid_argument
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ class Batcher:
         self._stopped = False
         self._timer: asyncio.TimerHandle | None = None
         self._idle: asyncio.Event | None = None
-        self._threads = ThreadPoolExecutor(params.num_batch_threads, thread_name_prefix="mlpipe-batch")
+        self._threads = ThreadPoolExecutor(params.num_batch_threads, thread_name_prefix=BATCH_THREAD_POOL)
 
     async def run(
         self, key: Hashable, run: Callable[[Tensors], Tensors], inputs: Tensors, name: str = ""

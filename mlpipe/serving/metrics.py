@@ -23,7 +23,7 @@ REQUEST_LATENCY = ":tensorflow:serving:request_latency"
 # the batching queue (labelled with the batch thread pool's name).
 BATCH_RUN_COUNT = ":tensorflow:serving:batching_session:wrapped_run_count"
 BATCH_QUEUING_LATENCY = ":tensorflow:serving:batching_session:queuing_latency"
-BATCH_THREAD_POOL = "mlpipe-batch"
+BATCH_THREAD_POOL = "mlpipe-batch"  # the batch threads' name prefix (batching.py names them with it)
 # mlpipe's own series: rows per model call the batcher made, per model.
 BATCH_SIZE = ":mlpipe:serving:batching:batch_size"
 
@@ -34,7 +34,7 @@ LATENCY_BUCKETS_US = (
 )  # fmt: skip
 # TF Serving's buckets for queuing latency: 100 us times powers of 1.2, 52 of them (up to ~1.3 s).
 QUEUING_BUCKETS_US = tuple(round(100 * 1.2**i, 1) for i in range(52))
-# Rows per batch: powers of two up to 8192 (TF Serving's largest default max_batch_size is 1000).
+# Rows per batch: powers of two up to 8192 (TF Serving's default max_batch_size is 1000).
 BATCH_SIZE_BUCKETS = tuple(2**i for i in range(14))
 
 
