@@ -40,8 +40,12 @@ import tempfile
 import threading
 import time
 import urllib.request
+from typing import TYPE_CHECKING
 
 from mlpipe import _tf_env  # noqa: F401  (TF_USE_LEGACY_KERAS must be set before TensorFlow loads)
+
+if TYPE_CHECKING:
+    from mlpipe.serving import ModelServer
 
 # The raw features of the TFX Chicago taxi example, with the preprocessing its Transform applies.
 DENSE_FLOAT = ("trip_miles", "fare", "trip_seconds")  # z-score
@@ -459,7 +463,9 @@ def _speedup(batching: dict, no_batching: dict) -> float:
     return round(batching["rps"] / no_batching["rps"], 2)
 
 
-def run_batched_clients(server, protocol: str, address: str, payload: bytes, concurrency: int, requests: int):
+def run_batched_clients(
+    server: ModelServer, protocol: str, address: str, payload: bytes, concurrency: int, requests: int
+) -> dict:
     """:func:`run_clients`, plus (batching on) the mean rows per model call from the server's metrics."""
     if server.batching is None:
         return run_clients(protocol, address, payload, concurrency, requests)
@@ -473,16 +479,16 @@ def run_batched_clients(server, protocol: str, address: str, payload: bytes, con
 
 def _batching_totals(rest_address: str) -> tuple[float, float]:
     """(model calls, rows) the server's batcher made so far, from its Prometheus page."""
-    with urllib.request.urlopen(f"http://{rest_address}/monitoring/prometheus/metrics", timeout=30) as page:
+    from mlpipe.serving.metrics import BATCH_RUN_COUNT, BATCH_SIZE, PROMETHEUS_PATH
+
+    with urllib.request.urlopen(f"http://{rest_address}{PROMETHEUS_PATH}", timeout=30) as page:
         text = page.read().decode("utf-8")
 
-    def total(pattern: str) -> float:
+    def total(series: str) -> float:
+        pattern = rf"^{re.escape(series)}(?:\{{[^}}]*\}})? (\S+)$"
         return sum(float(value) for value in re.findall(pattern, text, re.MULTILINE))
 
-    return (
-        total(r"^:tensorflow:serving:batching_session:wrapped_run_count (\S+)$"),
-        total(r"^:mlpipe:serving:batching:batch_size_sum\{[^}]*\} (\S+)$"),
-    )
+    return total(BATCH_RUN_COUNT), total(BATCH_SIZE + "_sum")
 
 
 def main() -> None:
@@ -543,13 +549,11 @@ def main() -> None:
     result["errors"] = sum(
         run["errors"]
         for m in chosen
-        for mode in ("no_batching", "batching")
-        for protocol in result[m][mode].values()
-        for run in protocol.values()
-    ) + sum(
-        run["errors"]
-        for m in chosen
-        for runs in result[m]["batching_timeout_sweep"].values()
+        for runs in (
+            *result[m]["no_batching"].values(),
+            *result[m]["batching"].values(),
+            *result[m]["batching_timeout_sweep"].values(),
+        )
         for run in runs.values()
     )
     result["seconds"] = round(time.perf_counter() - started, 1)
