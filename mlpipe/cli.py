@@ -288,8 +288,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
     for e in run_executions(store, args.target):
         outs = ", ".join(f"{k}={','.join(str(a.id) for a in v)}" for k, v in e.outputs.items())
         seconds = (e.updated_ms - e.created_ms) / 1000
-        rows.append([e.node_id, e.state, f"{seconds:.2f}s", e.id, outs or "-", e.error or ""])
-    _table(rows, ["NODE", "STATE", "TIME", "EXECUTION", "OUTPUTS", "ERROR"])
+        rows.append([e.node_id, e.state, f"{seconds:.2f}s", e.id, outs or "-", e.why or "", e.error or ""])
+    _table(rows, ["NODE", "STATE", "TIME", "EXECUTION", "OUTPUTS", "WHY", "ERROR"])
     return 0
 
 

@@ -31,6 +31,11 @@ def test_run_then_query_commands(env, capsys):
     assert main(["run", PIPELINE_FILE, "--only", "summarize", "--no-cache"]) == 0
     out = capsys.readouterr()
     assert "[mlpipe] run" in out.err and "4 complete" in out.err and "1 complete" in out.err
+    assert (
+        "[mlpipe] scale: COMPLETE in" in out.err
+        and "(no earlier successful execution of this node)" in out.err
+    )
+    assert "[mlpipe] summarize: COMPLETE in" in out.err and "(caching is off for this run)" in out.err
 
     assert main(["runs", "--metadata", db]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -43,6 +48,8 @@ def test_run_then_query_commands(env, capsys):
     assert [line.split()[:2] for line in show[1:]] == [
         ["ingest", "COMPLETE"], ["scale", "COMPLETE"], ["apply_module", "COMPLETE"], ["summarize", "COMPLETE"],
     ]  # fmt: skip
+    assert show[0].split() == ["NODE", "STATE", "TIME", "EXECUTION", "OUTPUTS", "WHY", "ERROR"]
+    assert all(line.endswith("no earlier successful execution of this node") for line in show[1:])
 
     assert main(["artifacts", "--type", "Float", "-p", PIPELINE_FILE]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 3  # header + two totals

@@ -11,6 +11,8 @@ from typing import Any
 
 from mlpipe.errors import MetadataError
 from mlpipe.metadata.store import (
+    CACHE_MISS,
+    CACHED_FROM,
     ERROR,
     LOG_PATH,
     NODE_ID,
@@ -42,6 +44,12 @@ class ExecutionInfo:
     log_path: str | None
     error: str | None
     outputs: dict[str, list[Artifact]] = field(default_factory=dict)
+    cache_miss: str | None = None  # why it executed: what changed since the node's last success
+    cached_from: int | None = None  # the execution whose outputs a CACHED execution reuses
+
+    @property
+    def why(self) -> str | None:
+        return f"reuses execution {self.cached_from}" if self.cached_from is not None else self.cache_miss
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,8 @@ def _execution_info(store: MetadataStore, execution: Any, with_outputs: bool = T
         log_path=execution_property(execution, LOG_PATH),
         error=execution_property(execution, ERROR),
         outputs={k: _live(v) for k, v in outputs.items() if _live(v)},
+        cache_miss=execution_property(execution, CACHE_MISS),
+        cached_from=execution_property(execution, CACHED_FROM),
     )
 
 

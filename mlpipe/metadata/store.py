@@ -26,6 +26,8 @@ PIPELINE, PIPELINE_RUN, NODE = "pipeline", "pipeline_run", "node"
 # Execution custom properties written by mlpipe.
 CACHE_KEY, NODE_ID, RUN_ID, PIPELINE_NAME = "__cache_key__", "__node_id__", "__run_id__", "__pipeline_name__"
 LOG_PATH, ERROR, PID, HOST = "__log_path__", "__error__", "__pid__", "__host__"
+# The parts of the cache key (JSON), and why an execution ran (a cache miss) or which one it reused.
+CACHE_KEY_PARTS, CACHE_MISS, CACHED_FROM = "__cache_key_parts__", "__cache_miss__", "__cached_from__"
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ class MetadataStore:
             type_id=self.execution_type_id(type_name), last_known_state=self._pb.Execution.RUNNING
         )
         for k, v in properties.items():
-            set_value(execution.custom_properties[k], _property_value(v))
+            set_value(execution.custom_properties[k], stored_value(v))
         set_value(execution.custom_properties[PID], os.getpid())
         set_value(execution.custom_properties[HOST], socket.gethostname())
         for a in outputs.values():
@@ -165,7 +167,7 @@ class MetadataStore:
     ) -> None:  # fmt: skip
         execution.last_known_state = exec_state
         for k, v in properties.items():
-            set_value(execution.custom_properties[k], _property_value(v))
+            set_value(execution.custom_properties[k], stored_value(v))
         pairs = []
         for a in outputs.values():
             a.state = state
@@ -189,7 +191,7 @@ class MetadataStore:
             type_id=self.execution_type_id(type_name), last_known_state=self._pb.Execution.State.Value(state)
         )
         for k, v in properties.items():
-            set_value(execution.custom_properties[k], _property_value(v))
+            set_value(execution.custom_properties[k], stored_value(v))
         events = self._events(inputs, self._pb.Event.INPUT) + self._events(outputs, self._pb.Event.OUTPUT)
         execution_id, _, _ = self.db.call(
             self.db.mlmd.put_execution, execution, events, contexts.all(), reuse_context_if_already_exist=True
@@ -280,7 +282,8 @@ def execution_property(execution: Any, name: str, default: Any = None) -> Any:
     return default
 
 
-def _property_value(v: Any) -> Any:
+def stored_value(v: Any) -> Any:
+    """``v`` as an execution property holds it: containers and None as JSON text."""
     if isinstance(v, (dict, list, tuple)) or v is None:
         return json.dumps(v, sort_keys=True)
     return v

@@ -117,7 +117,9 @@ def _fill_from_metadata(
     for e in executions:
         if e.state in ("COMPLETE", "CACHED"):
             seconds = (e.updated_ms - e.created_ms) / 1000
-            result.results[e.node_id] = NodeResult(e.node_id, e.state, e.id, seconds, outputs=e.outputs)
+            result.results[e.node_id] = NodeResult(
+                e.node_id, e.state, e.id, seconds, outputs=e.outputs, cache_miss=e.cache_miss
+            )
         elif e.state == "FAILED":
             result.failed[e.node_id] = ComponentError(e.node_id, e.error or "failed", e.log_path)
     if error is not None and not result.failed:

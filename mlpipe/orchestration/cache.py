@@ -15,12 +15,14 @@ import json
 import os
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from mlpipe.dsl.annotations import FunctionPath, ModuleFile
 from mlpipe.dsl.component import Component, FunctionComponent
 from mlpipe.errors import DefinitionError
 from mlpipe.ir import NodeIR
+from mlpipe.metadata.store import stored_value
 from mlpipe.types.artifact import Artifact
 
 
@@ -87,13 +89,84 @@ def module_file_hashes(cls: type[Component], node: NodeIR) -> dict[str, str]:
     return hashes
 
 
-def cache_key(cls: type[Component], node: NodeIR, inputs: Mapping[str, list[Artifact]]) -> str:
+@dataclass(frozen=True)
+class CacheKey:
+    """A node's cache key and the named parts it is made of.
+
+    The parts are recorded with each execution so that a later miss can say what changed (TFX
+    only says that a component ran again). Names: ``code``, ``parameter <name>``,
+    ``module file <name>``, ``input <key>`` (the artifact ids) and ``outputs``.
+    """
+
+    digest: str
+    parts: dict[str, str]
+
+
+def cache_key(cls: type[Component], node: NodeIR, inputs: Mapping[str, list[Artifact]]) -> CacheKey:
+    module_files = module_file_hashes(cls, node)
+    input_ids = {k: [a.id for a in v] for k, v in sorted(cls.inputs_for_cache(inputs).items())}
     payload: dict[str, Any] = {
         "component": cls.__qualname__,  # not the module: a file run as a script or imported is the same code
         "fingerprint": component_fingerprint(cls),
         "parameters": node.parameters,
-        "module_files": module_file_hashes(cls, node),
-        "inputs": {k: [a.id for a in v] for k, v in sorted(cls.inputs_for_cache(inputs).items())},
+        "module_files": module_files,
+        "inputs": input_ids,
         "outputs": node.outputs,
     }
-    return _sha256(json.dumps(payload, sort_keys=True, default=str).encode())
+    parts = {
+        "code": _short_hash([payload["component"], payload["fingerprint"]]),
+        **{f"parameter {name}": _short_hash(value) for name, value in node.parameters.items()},
+        **{f"module file {name}": digest[:16] for name, digest in module_files.items()},
+        **{f"input {key}": ",".join(str(i) for i in ids) for key, ids in input_ids.items()},
+        "outputs": _short_hash(node.outputs),
+    }
+    return CacheKey(_sha256(_canonical_json(payload)), parts)
+
+
+def _canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, default=str).encode()
+
+
+def _short_hash(value: Any) -> str:
+    return _sha256(_canonical_json(value))[:16]
+
+
+def explain_cache_miss(
+    previous: Mapping[str, str], current: Mapping[str, str], previous_values: Mapping[str, Any], node: NodeIR
+) -> str:
+    """What differs between an earlier execution's key parts and this one's, in words.
+
+    ``previous_values`` are the earlier execution's stored properties (its parameter values, stored
+    as MLMD properties are), so a changed parameter is shown with its old and new value.
+    """
+    order = ("code", "parameter", "module", "input", "outputs")
+    reasons = []
+    for name in sorted(set(previous) | set(current), key=lambda n: (order.index(n.split(" ")[0]), n)):
+        if previous.get(name) == current.get(name):
+            continue
+        kind, _, key = name.partition(" ")
+        if name == "code":
+            reasons.append("the component's code or VERSION changed")
+        elif name == "outputs":
+            reasons.append("the node's declared outputs changed")
+        elif kind == "parameter":
+            reasons.append(_parameter_change(key, previous_values.get(key), node.parameters.get(key)))
+        elif name.startswith("module file "):
+            reasons.append(f"the module file of '{name.removeprefix('module file ')}' changed")
+        else:  # input
+            reasons.append(f"input '{key}' is {_ids(current.get(name))} (was {_ids(previous.get(name))})")
+    return "; ".join(reasons)
+
+
+def _parameter_change(name: str, old: Any, new: Any) -> str:
+    """``old`` as the earlier execution stored it; ``new`` is converted the same way to compare."""
+    old_shown, new_shown = (v if isinstance(v, str) else repr(v) for v in (old, stored_value(new)))
+    if len(old_shown) + len(new_shown) > 120:
+        return f"parameter '{name}' changed"
+    return f"parameter '{name}' changed: {old_shown} -> {new_shown}"
+
+
+def _ids(joined: str | None) -> str:
+    if not joined:
+        return "no artifact"
+    return f"artifact{'s' if ',' in joined else ''} {joined}"

@@ -14,6 +14,7 @@ same on all of them. Guarantees:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -32,6 +33,9 @@ from mlpipe.ir import NodeIR, PipelineIR
 from mlpipe.metadata.config import MetadataConfig, from_environment
 from mlpipe.metadata.store import (
     CACHE_KEY,
+    CACHE_KEY_PARTS,
+    CACHE_MISS,
+    CACHED_FROM,
     ERROR,
     HOST,
     LOG_PATH,
@@ -43,7 +47,7 @@ from mlpipe.metadata.store import (
     MetadataStore,
     execution_property,
 )
-from mlpipe.orchestration.cache import cache_key
+from mlpipe.orchestration.cache import cache_key, explain_cache_miss
 from mlpipe.orchestration.component_loader import load_component_class
 from mlpipe.orchestration.execution_log import capture_to
 from mlpipe.orchestration.heap import survivors_frozen
@@ -66,6 +70,7 @@ class NodeResult:
     executor_seconds: float = 0.0
     outputs: dict[str, list[Artifact]] = field(default_factory=dict)
     log_path: str | None = None
+    cache_miss: str | None = None  # why the node executed instead of reusing outputs; None if CACHED
 
 
 def open_store(ir: PipelineIR) -> MetadataStore:
@@ -97,21 +102,54 @@ def launch_node(
     key = cache_key(cls, node, inputs)
     properties: dict[str, Any] = {
         **node.parameters,
-        CACHE_KEY: key,
+        CACHE_KEY: key.digest,
+        CACHE_KEY_PARTS: key.parts,
         NODE_ID: node.id,
         RUN_ID: run_id,
         PIPELINE_NAME: ir.name,
     }
     use_cache = ir.enable_cache if enable_cache is None else enable_cache
-    if use_cache:
+    if not use_cache:
+        properties[CACHE_MISS] = "caching is off for this run"
+    else:
         with store.db.transaction():  # no other writer between finding the hit and recording it
-            hit = _find_cached_outputs(store, contexts, key)
+            earlier = store.executions_in_context(contexts.node)
+            hit = _find_cached_outputs(store, earlier, key.digest)
             if hit is not None:
-                execution_id = store.record_execution(type_name, contexts, inputs, hit, properties, "CACHED")
-                log.info("node %s: cached (execution %d)", node.id, execution_id)
-                return NodeResult(node.id, CACHED, execution_id, time.perf_counter() - started, outputs=hit)
+                reused, outputs = hit
+                properties[CACHED_FROM] = reused
+                execution_id = store.record_execution(
+                    type_name, contexts, inputs, outputs, properties, "CACHED"
+                )
+                log.info("node %s: cached (execution %d reuses execution %d)", node.id, execution_id, reused)
+                return NodeResult(
+                    node.id, CACHED, execution_id, time.perf_counter() - started, outputs=outputs
+                )
+        properties[CACHE_MISS] = _cache_miss(earlier, node, key.parts)
+    log.info("node %s: executing: %s", node.id, properties[CACHE_MISS])
     with survivors_frozen():
         return _execute(ir, node.id, cls, run_id, store, contexts, inputs, properties, type_name, started)
+
+
+def _cache_miss(executions: list[Any], node: NodeIR, parts: dict[str, str]) -> str:
+    """Why none of the node's earlier ``executions`` can stand in: what changed since the newest
+    successful one, or that its outputs are gone."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    succeeded = (pb.Execution.COMPLETE, pb.Execution.CACHED)
+    earlier = [
+        e
+        for e in executions
+        if e.last_known_state in succeeded and execution_property(e, CACHE_KEY_PARTS) is not None
+    ]
+    if not earlier:
+        return "no earlier successful execution of this node"
+    newest = max(earlier, key=lambda e: e.id)
+    previous_parts = json.loads(execution_property(newest, CACHE_KEY_PARTS))
+    if previous_parts == parts:
+        return f"the outputs of execution {newest.id}, which had the same cache key, are gone from disk"
+    stored = {k: execution_property(newest, k) for k in node.parameters}
+    return f"since execution {newest.id}: " + explain_cache_miss(previous_parts, parts, stored, node)
 
 
 def _resolve(
@@ -189,8 +227,8 @@ def _execute(
             os.rename(a.uri, final_uris[k])
             published.append(final_uris[k])
             a.uri = final_uris[k]
-        properties = {LOG_PATH: log_path, **({ERROR: str(verdict)[:4000]} if verdict else {})}
-        store.publish_execution(execution, contexts, outputs, properties, failed=verdict is not None)
+        final = {LOG_PATH: log_path, **({ERROR: str(verdict)[:4000]} if verdict else {})}
+        store.publish_execution(execution, contexts, outputs, final, failed=verdict is not None)
     except BaseException as e:
         for uri in published:
             shutil.rmtree(uri, ignore_errors=True)
@@ -217,6 +255,7 @@ def _execute(
         executor_seconds,
         {k: [a] for k, a in outputs.items()},
         log_path,
+        properties[CACHE_MISS],
     )
 
 
@@ -235,9 +274,10 @@ def _remove_staging(staging: str) -> None:
 
 
 def _find_cached_outputs(
-    store: MetadataStore, contexts: Contexts, key: str
-) -> dict[str, list[Artifact]] | None:
-    """Outputs of the newest COMPLETE execution with this key whose files all still exist.
+    store: MetadataStore, executions: list[Any], key: str
+) -> tuple[int, dict[str, list[Artifact]]] | None:
+    """The newest COMPLETE execution among the node's ``executions`` with this key whose output
+    files all still exist, and its outputs.
 
     Artifacts whose directory was deleted are marked DELETED so no query offers them again.
     """
@@ -245,14 +285,14 @@ def _find_cached_outputs(
 
     candidates = [
         e
-        for e in store.executions_in_context(contexts.node)
+        for e in executions
         if e.last_known_state == pb.Execution.COMPLETE and execution_property(e, CACHE_KEY) == key
     ]
     for execution in sorted(candidates, key=lambda e: e.id, reverse=True):
         outputs = store.output_artifacts(execution.id)
         artifacts = [a for arts in outputs.values() for a in arts]
         if artifacts_available(artifacts):
-            return outputs
+            return execution.id, outputs
         store.mark_artifacts(
             [a for a in artifacts if a.state == LIVE and not os.path.exists(a.uri)], "DELETED"
         )

@@ -126,5 +126,7 @@ class LocalDagRunner:
                     else:
                         result.results[n] = node_result
                         if display:
-                            display.node_finished(n, node_result.state, node_result.seconds)
+                            display.node_finished(
+                                n, node_result.state, node_result.seconds, node_result.cache_miss
+                            )
         result.not_run = pending

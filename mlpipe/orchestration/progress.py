@@ -19,29 +19,36 @@ class ProgressDisplay:
         self.states = {n: "waiting" for n in node_ids}
         self.started: dict[str, float] = {}
         self.durations: dict[str, float] = {}
+        self.why: dict[str, str] = {}  # why a node executed rather than reused a cached result
         self._lock = threading.Lock()
         self._live = None
         if live if live is not None else self.stream.isatty():
             from rich.console import Console
             from rich.live import Live
 
-            self._live = Live(self._table(), console=Console(file=self.stream), refresh_per_second=4)
+            self._console = Console(file=self.stream)
+            self._live = Live(self._table(), console=self._console, refresh_per_second=4)
             self._live.start()
 
     def _table(self):  # noqa: ANN202 (rich renderable)
         from rich.table import Table
 
         table = Table(box=None, show_header=True, header_style="bold")
-        table.add_column("node")
-        table.add_column("state")
-        table.add_column("time", justify="right")
+        table.add_column("node", no_wrap=True)
+        table.add_column("state", no_wrap=True)
+        table.add_column("time", justify="right", no_wrap=True)
+        # A long reason is cut to the width the other columns leave ("mlpipe show RUN_ID" has it
+        # whole); left to rich, a long cell would squeeze the state and time columns out instead.
+        others = max(map(len, self.node_ids), default=4) + len("COMPLETE") + len("999.9s") + 6
+        room = max(10, self._console.width - others)
+        table.add_column("why", style="dim", no_wrap=True, overflow="ellipsis", max_width=room)
         colors = {"COMPLETE": "green", "CACHED": "cyan", "FAILED": "red", "running": "yellow"}
         now = time.perf_counter()
         for n in self.node_ids:
             state = self.states[n]
             seconds = self.durations.get(n, now - self.started[n] if n in self.started else None)
             shown = f"{seconds:.1f}s" if seconds is not None else ""
-            table.add_row(n, f"[{colors.get(state, 'dim')}]{state}[/]", shown)
+            table.add_row(n, f"[{colors.get(state, 'dim')}]{state}[/]", shown, self.why.get(n, ""))
         return table
 
     def _update(self, node_id: str, state: str, line: str) -> None:
@@ -57,9 +64,12 @@ class ProgressDisplay:
         self.started[node_id] = time.perf_counter()
         self._update(node_id, "running", f"[mlpipe] {node_id}: running")
 
-    def node_finished(self, node_id: str, state: str, seconds: float) -> None:
+    def node_finished(self, node_id: str, state: str, seconds: float, why: str | None = None) -> None:
         self.durations[node_id] = seconds
-        self._update(node_id, state, f"[mlpipe] {node_id}: {state} in {seconds:.2f}s")
+        if why:
+            self.why[node_id] = why
+        line = f"[mlpipe] {node_id}: {state} in {seconds:.2f}s" + (f" ({why})" if why else "")
+        self._update(node_id, state, line)
 
     def node_failed(self, node_id: str, error: Exception) -> None:
         self.durations[node_id] = time.perf_counter() - self.started.get(node_id, time.perf_counter())

@@ -25,6 +25,7 @@ def test_beam_run_records_like_local_and_shares_its_cache(tmp_path):
     pipeline = _pipeline(tmp_path, "def transform(v):\n    return v + 1\n")
     result = BeamDagRunner().run(pipeline)
     assert {n: result.state_of(n) for n in NODES} == dict.fromkeys(NODES, "COMPLETE")
+    assert {result.results[n].cache_miss for n in NODES} == {"no earlier successful execution of this node"}
     store = MetadataStore(pipeline.metadata)
     executions = run_executions(store, result.run_id)
     assert [e.node_id for e in executions] == NODES  # dependencies respected
@@ -35,6 +36,7 @@ def test_beam_run_records_like_local_and_shares_its_cache(tmp_path):
     assert {r.state for r in local.results.values()} == {"CACHED"}
     again = BeamDagRunner().run(pipeline)
     assert {r.state for r in again.results.values()} == {"CACHED"}
+    assert [e.cached_from for e in run_executions(store, again.run_id)] == [e.id for e in executions]
 
 
 @pytest.mark.e2e

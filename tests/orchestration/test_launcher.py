@@ -98,10 +98,18 @@ def test_caching_module_edit_parameter_change_and_deleted_output(
 ):
     first = _run(tmp_path, module_file, metadata_config)
     calls()
+    assert {n: first.results[n].cache_miss for n in NODES} == dict.fromkeys(
+        NODES, "no earlier successful execution of this node"
+    )
 
     second = _run(tmp_path, module_file, metadata_config)
     assert _states(second) == dict.fromkeys(NODES, "CACHED")
     assert calls() == []
+    assert all(second.results[n].cache_miss is None for n in NODES)
+    store = MetadataStore(metadata_config)
+    assert {e.node_id: e.why for e in run_executions(store, second.run_id)} == {
+        n: f"reuses execution {first.results[n].execution_id}" for n in NODES
+    }
     assert (
         second.results["summarize"].outputs["total"][0].id
         == first.results["summarize"].outputs["total"][0].id
@@ -117,6 +125,15 @@ def test_caching_module_edit_parameter_change_and_deleted_output(
     }
     assert calls() == ["apply_module", "summarize"]
     assert third.results["summarize"].outputs["total"][0].read() == 30.0
+    # each executed node says what changed since its newest successful execution (here: cached)
+    transformed = third.results["apply_module"].outputs["transformed"][0].id
+    assert third.results["apply_module"].cache_miss == (
+        f"since execution {second.results['apply_module'].execution_id}: the module file of 'module_file' changed"
+    )
+    assert third.results["summarize"].cache_miss == (
+        f"since execution {second.results['summarize'].execution_id}: input 'examples' is artifact {transformed} "
+        f"(was artifact {first.results['apply_module'].outputs['transformed'][0].id})"
+    )
 
     fourth = _run(tmp_path, module_file, metadata_config, factor=3.0)
     assert _states(fourth) == {
@@ -126,6 +143,12 @@ def test_caching_module_edit_parameter_change_and_deleted_output(
         "summarize": "COMPLETE",
     }
     assert calls() == ["scale", "apply_module", "summarize"]
+    assert fourth.results["scale"].cache_miss == (
+        f"since execution {third.results['scale'].execution_id}: parameter 'factor' changed: 2.0 -> 3.0"
+    )
+    assert {e.node_id: e.why for e in run_executions(store, fourth.run_id)}["scale"] == (
+        fourth.results["scale"].cache_miss
+    )
 
     (rows,) = fourth.results["ingest"].outputs["rows"]
     import shutil
@@ -133,6 +156,9 @@ def test_caching_module_edit_parameter_change_and_deleted_output(
     shutil.rmtree(rows.uri)
     fifth = _run(tmp_path, module_file, metadata_config, factor=3.0)
     assert fifth.state_of("ingest") == "COMPLETE"
+    assert fifth.results["ingest"].cache_miss == (
+        f"the outputs of execution {fourth.results['ingest'].execution_id}, which had the same cache key, are gone from disk"
+    )
     assert calls()[0] == "ingest"
     store = MetadataStore(metadata_config)
     assert rows.id not in {a.id for a in artifacts(store)}  # the deleted artifact is no longer offered
@@ -146,6 +172,7 @@ def test_cache_disabled_executes_everything(tmp_path, module_file, metadata_conf
     result = _run(tmp_path, module_file, metadata_config, enable_cache=False)
     assert _states(result) == dict.fromkeys(NODES, "COMPLETE")
     assert calls() == NODES
+    assert {result.results[n].cache_miss for n in NODES} == {"caching is off for this run"}
 
 
 def test_failure_records_failed_leaves_nothing_and_rerun_executes_only_failed_part(
@@ -219,6 +246,29 @@ def test_only_without_upstream_results_names_what_to_run(tmp_path, module_file, 
         _run(tmp_path, module_file, metadata_config, only=["summarize"])
     assert "needs outputs['transformed'] of node 'apply_module'" in str(info.value)
     assert "--from apply_module" in str(info.value)
+
+
+def test_cache_miss_names_each_changed_part_of_the_key():
+    from mlpipe.ir import NodeIR
+    from mlpipe.orchestration.cache import explain_cache_miss
+
+    node = NodeIR(
+        "trainer", "m:Trainer", None, {"train_args": {"num_steps": 1}, "config": "x" * 200}, {}, {}, ()
+    )
+    previous = {"code": "a", "parameter train_args": "t1", "parameter config": "c1", "module file module_file": "m1",
+                "input examples": "4", "input schema": "2", "outputs": "o1"}  # fmt: skip
+    current = {"code": "b", "parameter train_args": "t2", "parameter config": "c2", "module file module_file": "m2",
+               "input examples": "5,6", "input schema": "2", "outputs": "o2"}  # fmt: skip
+    stored = {"train_args": '{"num_steps": 1000}', "config": "y" * 200}  # as MLMD holds them
+    assert explain_cache_miss(previous, current, stored, node).split("; ") == [
+        "the component's code or VERSION changed",
+        "parameter 'config' changed",  # too long to show
+        'parameter \'train_args\' changed: {"num_steps": 1000} -> {"num_steps": 1}',
+        "the module file of 'module_file' changed",
+        "input 'examples' is artifacts 5,6 (was artifact 4)",
+        "the node's declared outputs changed",
+    ]
+    assert explain_cache_miss(current, current, stored, node) == ""
 
 
 def test_fingerprint_covers_base_classes_and_version(tmp_path, monkeypatch):

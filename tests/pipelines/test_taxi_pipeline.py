@@ -78,6 +78,15 @@ def test_blessed_push_then_worse_model_not_pushed_then_fully_cached(small_data, 
     assert blessing_2.get_custom_property("baseline_model_id") == baseline.id
     assert worse.results["Pusher"].outputs["pushed_model"][0].get_custom_property("pushed") == 0
     assert os.listdir(serving) == versions  # nothing pushed: the serving directory is unchanged
+    # the nodes that ran again say what changed since their last successful execution
+    assert worse.results["Trainer"].cache_miss == (
+        f"since execution {again.results['Trainer'].execution_id}: "
+        'parameter \'train_args\' changed: {"num_steps": 400} -> {"num_steps": 1}'
+    )
+    new_model, old_model = worse.results["Trainer"].outputs["model"][0].id, baseline_id(first)
+    assert f"input 'model' is artifact {new_model} (was artifact {old_model})" in (
+        worse.results["Evaluator"].cache_miss
+    )
 
     cached = runner.run(pipeline(train_steps=1))
     executed = [
