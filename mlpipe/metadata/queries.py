@@ -49,6 +49,7 @@ class ExecutionInfo:
 
     @property
     def why(self) -> str | None:
+        """One line for tables: why it executed, or which execution's outputs it reuses."""
         return f"reuses execution {self.cached_from}" if self.cached_from is not None else self.cache_miss
 
 

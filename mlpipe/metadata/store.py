@@ -124,7 +124,7 @@ class MetadataStore:
             type_id=self.execution_type_id(type_name), last_known_state=self._pb.Execution.RUNNING
         )
         for k, v in properties.items():
-            set_value(execution.custom_properties[k], stored_value(v))
+            set_value(execution.custom_properties[k], _property_value(v))
         set_value(execution.custom_properties[PID], os.getpid())
         set_value(execution.custom_properties[HOST], socket.gethostname())
         for a in outputs.values():
@@ -167,7 +167,7 @@ class MetadataStore:
     ) -> None:  # fmt: skip
         execution.last_known_state = exec_state
         for k, v in properties.items():
-            set_value(execution.custom_properties[k], stored_value(v))
+            set_value(execution.custom_properties[k], _property_value(v))
         pairs = []
         for a in outputs.values():
             a.state = state
@@ -191,7 +191,7 @@ class MetadataStore:
             type_id=self.execution_type_id(type_name), last_known_state=self._pb.Execution.State.Value(state)
         )
         for k, v in properties.items():
-            set_value(execution.custom_properties[k], stored_value(v))
+            set_value(execution.custom_properties[k], _property_value(v))
         events = self._events(inputs, self._pb.Event.INPUT) + self._events(outputs, self._pb.Event.OUTPUT)
         execution_id, _, _ = self.db.call(
             self.db.mlmd.put_execution, execution, events, contexts.all(), reuse_context_if_already_exist=True
@@ -282,7 +282,7 @@ def execution_property(execution: Any, name: str, default: Any = None) -> Any:
     return default
 
 
-def stored_value(v: Any) -> Any:
+def _property_value(v: Any) -> Any:
     """``v`` as an execution property holds it: containers and None as JSON text."""
     if isinstance(v, (dict, list, tuple)) or v is None:
         return json.dumps(v, sort_keys=True)

@@ -22,7 +22,6 @@ from mlpipe.dsl.annotations import FunctionPath, ModuleFile
 from mlpipe.dsl.component import Component, FunctionComponent
 from mlpipe.errors import DefinitionError
 from mlpipe.ir import NodeIR
-from mlpipe.metadata.store import stored_value
 from mlpipe.types.artifact import Artifact
 
 
@@ -94,12 +93,13 @@ class CacheKey:
     """A node's cache key and the named parts it is made of.
 
     The parts are recorded with each execution so that a later miss can say what changed (TFX
-    only says that a component ran again). Names: ``code``, ``parameter <name>``,
-    ``module file <name>``, ``input <key>`` (the artifact ids) and ``outputs``.
+    only says that a component ran again): ``code``, ``parameter:<name>``, ``module_file:<name>``,
+    ``input:<key>`` (the artifact ids) and ``outputs``. A parameter's part is its JSON text when
+    short, so a message can show the old and the new value, else a hash of it.
     """
 
     digest: str
-    parts: dict[str, str]
+    parts: Mapping[str, str]
 
 
 def cache_key(cls: type[Component], node: NodeIR, inputs: Mapping[str, list[Artifact]]) -> CacheKey:
@@ -114,11 +114,11 @@ def cache_key(cls: type[Component], node: NodeIR, inputs: Mapping[str, list[Arti
         "outputs": node.outputs,
     }
     parts = {
-        "code": _short_hash([payload["component"], payload["fingerprint"]]),
-        **{f"parameter {name}": _short_hash(value) for name, value in node.parameters.items()},
-        **{f"module file {name}": digest[:16] for name, digest in module_files.items()},
-        **{f"input {key}": ",".join(str(i) for i in ids) for key, ids in input_ids.items()},
-        "outputs": _short_hash(node.outputs),
+        "code": _hashed([payload["component"], payload["fingerprint"]]),
+        **{f"parameter:{name}": _shown_or_hashed(value) for name, value in node.parameters.items()},
+        **{f"module_file:{name}": f"sha256:{digest[:16]}" for name, digest in module_files.items()},
+        **{f"input:{key}": ",".join(str(i) for i in ids) for key, ids in input_ids.items()},
+        "outputs": _hashed(node.outputs),
     }
     return CacheKey(_sha256(_canonical_json(payload)), parts)
 
@@ -127,46 +127,63 @@ def _canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, default=str).encode()
 
 
-def _short_hash(value: Any) -> str:
-    return _sha256(_canonical_json(value))[:16]
+def _hashed(value: Any) -> str:
+    return f"sha256:{_sha256(_canonical_json(value))[:16]}"
 
 
-def explain_cache_miss(
-    previous: Mapping[str, str], current: Mapping[str, str], previous_values: Mapping[str, Any], node: NodeIR
-) -> str:
-    """What differs between an earlier execution's key parts and this one's, in words.
+_SHOWN_VALUE_CHARS = 60
 
-    ``previous_values`` are the earlier execution's stored properties (its parameter values, stored
-    as MLMD properties are), so a changed parameter is shown with its old and new value.
-    """
-    order = ("code", "parameter", "module", "input", "outputs")
+
+def _shown_or_hashed(value: Any) -> str:
+    text = _canonical_json(value).decode()
+    return text if len(text) <= _SHOWN_VALUE_CHARS else _hashed(value)
+
+
+_PART_ORDER = ("code", "parameter", "module_file", "input", "outputs")
+
+
+def explain_cache_miss(previous: Mapping[str, str], current: Mapping[str, str]) -> str:
+    """What differs between an earlier execution's key parts and this one's, in words; "" if nothing."""
+
+    def rank(name: str) -> tuple[int, str]:
+        kind = name.partition(":")[0]
+        return (_PART_ORDER.index(kind) if kind in _PART_ORDER else len(_PART_ORDER), name)
+
     reasons = []
-    for name in sorted(set(previous) | set(current), key=lambda n: (order.index(n.split(" ")[0]), n)):
-        if previous.get(name) == current.get(name):
+    for name in sorted(set(previous) | set(current), key=rank):
+        old, new = previous.get(name), current.get(name)
+        if old == new:
             continue
-        kind, _, key = name.partition(" ")
-        if name == "code":
+        kind, _, key = name.partition(":")
+        if kind == "code":
             reasons.append("the component's code or VERSION changed")
-        elif name == "outputs":
+        elif kind == "outputs":
             reasons.append("the node's declared outputs changed")
         elif kind == "parameter":
-            reasons.append(_parameter_change(key, previous_values.get(key), node.parameters.get(key)))
-        elif name.startswith("module file "):
-            reasons.append(f"the module file of '{name.removeprefix('module file ')}' changed")
-        else:  # input
-            reasons.append(f"input '{key}' is {_ids(current.get(name))} (was {_ids(previous.get(name))})")
+            reasons.append(_parameter_change(key, old, new))
+        elif kind == "module_file":
+            reasons.append(f"the module file of '{key}' changed")
+        elif kind == "input":
+            reasons.append(f"input '{key}': {_artifacts(new)} (was {_artifacts(old)})")
+        else:  # a part a newer mlpipe records
+            reasons.append(f"'{name}' changed")
     return "; ".join(reasons)
 
 
-def _parameter_change(name: str, old: Any, new: Any) -> str:
-    """``old`` as the earlier execution stored it; ``new`` is converted the same way to compare."""
-    old_shown, new_shown = (v if isinstance(v, str) else repr(v) for v in (old, stored_value(new)))
-    if len(old_shown) + len(new_shown) > 120:
-        return f"parameter '{name}' changed"
-    return f"parameter '{name}' changed: {old_shown} -> {new_shown}"
+def _parameter_change(name: str, old: str | None, new: str | None) -> str:
+    def shown(part: str) -> str:
+        return "" if part.startswith("sha256:") else f" {part}"
+
+    if old is None:
+        return f"parameter '{name}' was added{':' if shown(new or '') else ''}{shown(new or '')}"
+    if new is None:
+        return f"parameter '{name}' was removed" + (f" (was{shown(old)})" if shown(old) else "")
+    if shown(old) and shown(new):
+        return f"parameter '{name}' changed: {old} -> {new}"
+    return f"parameter '{name}' changed"
 
 
-def _ids(joined: str | None) -> str:
+def _artifacts(joined: str | None) -> str:
     if not joined:
-        return "no artifact"
+        return "none"
     return f"artifact{'s' if ',' in joined else ''} {joined}"

@@ -47,7 +47,7 @@ from mlpipe.metadata.store import (
     MetadataStore,
     execution_property,
 )
-from mlpipe.orchestration.cache import cache_key, explain_cache_miss
+from mlpipe.orchestration.cache import CacheKey, cache_key, explain_cache_miss
 from mlpipe.orchestration.component_loader import load_component_class
 from mlpipe.orchestration.execution_log import capture_to
 from mlpipe.orchestration.heap import survivors_frozen
@@ -59,6 +59,7 @@ from mlpipe.types.registry import resolve_type
 log = logging.getLogger("mlpipe.launcher")
 
 COMPLETE, CACHED, FAILED = "COMPLETE", "CACHED", "FAILED"
+FIRST_EXECUTION = "no earlier successful execution of this node"  # the cache miss of a new node
 
 
 @dataclass
@@ -70,7 +71,8 @@ class NodeResult:
     executor_seconds: float = 0.0
     outputs: dict[str, list[Artifact]] = field(default_factory=dict)
     log_path: str | None = None
-    cache_miss: str | None = None  # why the node executed instead of reusing outputs; None if CACHED
+    # why the node executed instead of reusing outputs; None when CACHED and for resolver nodes
+    cache_miss: str | None = None
 
 
 def open_store(ir: PipelineIR) -> MetadataStore:
@@ -110,7 +112,7 @@ def launch_node(
     }
     use_cache = ir.enable_cache if enable_cache is None else enable_cache
     if not use_cache:
-        properties[CACHE_MISS] = "caching is off for this run"
+        properties[CACHE_MISS] = "caching is off"
     else:
         with store.db.transaction():  # no other writer between finding the hit and recording it
             earlier = store.executions_in_context(contexts.node)
@@ -125,31 +127,34 @@ def launch_node(
                 return NodeResult(
                     node.id, CACHED, execution_id, time.perf_counter() - started, outputs=outputs
                 )
-        properties[CACHE_MISS] = _cache_miss(earlier, node, key.parts)
+        properties[CACHE_MISS] = _cache_miss(earlier, key)
     log.info("node %s: executing: %s", node.id, properties[CACHE_MISS])
     with survivors_frozen():
         return _execute(ir, node.id, cls, run_id, store, contexts, inputs, properties, type_name, started)
 
 
-def _cache_miss(executions: list[Any], node: NodeIR, parts: dict[str, str]) -> str:
-    """Why none of the node's earlier ``executions`` can stand in: what changed since the newest
-    successful one, or that its outputs are gone."""
+def _cache_miss(executions: list[Any], key: CacheKey) -> str:
+    """Why none of the node's earlier ``executions`` can stand in: an execution with this very key
+    lost its outputs, or what changed since the newest successful one."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
-    succeeded = (pb.Execution.COMPLETE, pb.Execution.CACHED)
-    earlier = [
+    same_key = [
         e
         for e in executions
-        if e.last_known_state in succeeded and execution_property(e, CACHE_KEY_PARTS) is not None
+        if e.last_known_state == pb.Execution.COMPLETE and execution_property(e, CACHE_KEY) == key.digest
     ]
-    if not earlier:
-        return "no earlier successful execution of this node"
-    newest = max(earlier, key=lambda e: e.id)
-    previous_parts = json.loads(execution_property(newest, CACHE_KEY_PARTS))
-    if previous_parts == parts:
-        return f"the outputs of execution {newest.id}, which had the same cache key, are gone from disk"
-    stored = {k: execution_property(newest, k) for k in node.parameters}
-    return f"since execution {newest.id}: " + explain_cache_miss(previous_parts, parts, stored, node)
+    if same_key:
+        lost = max(same_key, key=lambda e: e.id)
+        return f"the outputs of execution {lost.id}, which had the same cache key, are gone from disk"
+    succeeded = [e for e in executions if e.last_known_state in (pb.Execution.COMPLETE, pb.Execution.CACHED)]
+    if not succeeded:
+        return FIRST_EXECUTION
+    newest = max(succeeded, key=lambda e: e.id)
+    recorded = execution_property(newest, CACHE_KEY_PARTS)
+    if recorded is None:
+        return f"execution {newest.id} (an older mlpipe) did not record its cache key's parts: cannot say what changed"
+    changes = explain_cache_miss(json.loads(recorded), key.parts)
+    return f"since execution {newest.id}: {changes or 'its cache key changed'}"
 
 
 def _resolve(

@@ -15,7 +15,7 @@ from mlpipe.errors import ComponentError, DefinitionError
 from mlpipe.ir import PipelineIR
 from mlpipe.metadata.store import MetadataStore
 from mlpipe.orchestration.heap import survivors_frozen
-from mlpipe.orchestration.launcher import launch_node, open_store
+from mlpipe.orchestration.launcher import FIRST_EXECUTION, launch_node, open_store
 from mlpipe.orchestration.progress import ProgressDisplay
 from mlpipe.orchestration.run_result import RunError, RunResult
 
@@ -126,7 +126,7 @@ class LocalDagRunner:
                     else:
                         result.results[n] = node_result
                         if display:
-                            display.node_finished(
-                                n, node_result.state, node_result.seconds, node_result.cache_miss
-                            )
+                            why = node_result.cache_miss
+                            shown = why if why != FIRST_EXECUTION else None  # every node of a first run
+                            display.node_finished(n, node_result.state, node_result.seconds, shown)
         result.not_run = pending

@@ -22,6 +22,7 @@ class ProgressDisplay:
         self.why: dict[str, str] = {}  # why a node executed rather than reused a cached result
         self._lock = threading.Lock()
         self._live = None
+        self._console = None
         if live if live is not None else self.stream.isatty():
             from rich.console import Console
             from rich.live import Live
@@ -34,21 +35,32 @@ class ProgressDisplay:
         from rich.table import Table
 
         table = Table(box=None, show_header=True, header_style="bold")
-        table.add_column("node", no_wrap=True)
+        now = time.perf_counter()
+        rows = []
+        for n in self.node_ids:
+            seconds = self.durations.get(n, now - self.started[n] if n in self.started else None)
+            rows.append(
+                (n, self.states[n], f"{seconds:.1f}s" if seconds is not None else "", self.why.get(n, ""))
+            )
+        # A long reason is cut to the width the other columns leave ("mlpipe show RUN_ID" has it
+        # whole), and a long node id to half the terminal: left to rich, long cells would squeeze
+        # the state and time columns instead.
+        width = self._console.width
+        state_width = max([len("state"), *(len(r[1]) for r in rows)])
+        time_width = max([len("time"), *(len(r[2]) for r in rows)])
+        node_room = min(width // 2, width - (state_width + time_width + 3 * 2) - 1)
+        node_width = min(max([len("node"), *(len(r[0]) for r in rows)]), max(8, node_room))
+        why_width = width - (node_width + state_width + time_width + 4 * 2)  # a space each side of a cell
+        table.add_column("node", no_wrap=True, overflow="ellipsis", max_width=node_width)
         table.add_column("state", no_wrap=True)
         table.add_column("time", justify="right", no_wrap=True)
-        # A long reason is cut to the width the other columns leave ("mlpipe show RUN_ID" has it
-        # whole); left to rich, a long cell would squeeze the state and time columns out instead.
-        others = max(map(len, self.node_ids), default=4) + len("COMPLETE") + len("999.9s") + 6
-        room = max(10, self._console.width - others)
-        table.add_column("why", style="dim", no_wrap=True, overflow="ellipsis", max_width=room)
+        show_why = why_width >= 10
+        if show_why:
+            table.add_column("why", style="dim", no_wrap=True, overflow="ellipsis", max_width=why_width)
         colors = {"COMPLETE": "green", "CACHED": "cyan", "FAILED": "red", "running": "yellow"}
-        now = time.perf_counter()
-        for n in self.node_ids:
-            state = self.states[n]
-            seconds = self.durations.get(n, now - self.started[n] if n in self.started else None)
-            shown = f"{seconds:.1f}s" if seconds is not None else ""
-            table.add_row(n, f"[{colors.get(state, 'dim')}]{state}[/]", shown, self.why.get(n, ""))
+        for node, state, shown, why in rows:
+            cells = [node, f"[{colors.get(state, 'dim')}]{state}[/]", shown]
+            table.add_row(*cells, *([why] if show_why else []))
         return table
 
     def _update(self, node_id: str, state: str, line: str) -> None:

@@ -131,7 +131,7 @@ def test_caching_module_edit_parameter_change_and_deleted_output(
         f"since execution {second.results['apply_module'].execution_id}: the module file of 'module_file' changed"
     )
     assert third.results["summarize"].cache_miss == (
-        f"since execution {second.results['summarize'].execution_id}: input 'examples' is artifact {transformed} "
+        f"since execution {second.results['summarize'].execution_id}: input 'examples': artifact {transformed} "
         f"(was artifact {first.results['apply_module'].outputs['transformed'][0].id})"
     )
 
@@ -157,7 +157,7 @@ def test_caching_module_edit_parameter_change_and_deleted_output(
     fifth = _run(tmp_path, module_file, metadata_config, factor=3.0)
     assert fifth.state_of("ingest") == "COMPLETE"
     assert fifth.results["ingest"].cache_miss == (
-        f"the outputs of execution {fourth.results['ingest'].execution_id}, which had the same cache key, are gone from disk"
+        f"the outputs of execution {first.results['ingest'].execution_id}, which had the same cache key, are gone from disk"
     )
     assert calls()[0] == "ingest"
     store = MetadataStore(metadata_config)
@@ -172,7 +172,7 @@ def test_cache_disabled_executes_everything(tmp_path, module_file, metadata_conf
     result = _run(tmp_path, module_file, metadata_config, enable_cache=False)
     assert _states(result) == dict.fromkeys(NODES, "COMPLETE")
     assert calls() == NODES
-    assert {result.results[n].cache_miss for n in NODES} == {"caching is off for this run"}
+    assert {result.results[n].cache_miss for n in NODES} == {"caching is off"}
 
 
 def test_failure_records_failed_leaves_nothing_and_rerun_executes_only_failed_part(
@@ -249,26 +249,32 @@ def test_only_without_upstream_results_names_what_to_run(tmp_path, module_file, 
 
 
 def test_cache_miss_names_each_changed_part_of_the_key():
-    from mlpipe.ir import NodeIR
     from mlpipe.orchestration.cache import explain_cache_miss
 
-    node = NodeIR(
-        "trainer", "m:Trainer", None, {"train_args": {"num_steps": 1}, "config": "x" * 200}, {}, {}, ()
-    )
-    previous = {"code": "a", "parameter train_args": "t1", "parameter config": "c1", "module file module_file": "m1",
-                "input examples": "4", "input schema": "2", "outputs": "o1"}  # fmt: skip
-    current = {"code": "b", "parameter train_args": "t2", "parameter config": "c2", "module file module_file": "m2",
-               "input examples": "5,6", "input schema": "2", "outputs": "o2"}  # fmt: skip
-    stored = {"train_args": '{"num_steps": 1000}', "config": "y" * 200}  # as MLMD holds them
-    assert explain_cache_miss(previous, current, stored, node).split("; ") == [
+    long_hash = "sha256:0123456789abcdef"
+    previous = {"code": "sha256:a", "parameter:train_args": '{"num_steps": 1000}', "parameter:config": long_hash,
+                "parameter:shuffle": "true", "parameter:name": '"5"', "parameter:gone": "3",
+                "module_file:module_file": "sha256:m1", "input:examples": "4", "input:baseline": "2",
+                "outputs": "sha256:o1", "future:part": "x"}  # fmt: skip
+    current = {"code": "sha256:b", "parameter:train_args": '{"num_steps": 1}', "parameter:config": "sha256:ff",
+               "parameter:shuffle": "false", "parameter:name": "5", "parameter:added": "null",
+               "module_file:module_file": "sha256:m2", "input:examples": "5,6", "input:baseline": "",
+               "outputs": "sha256:o2", "future:part": "y"}  # fmt: skip
+    assert explain_cache_miss(previous, current).split("; ") == [
         "the component's code or VERSION changed",
-        "parameter 'config' changed",  # too long to show
+        "parameter 'added' was added: null",
+        "parameter 'config' changed",  # too long to show: only its hash is kept
+        "parameter 'gone' was removed (was 3)",
+        "parameter 'name' changed: \"5\" -> 5",  # a string and a number differ visibly
+        "parameter 'shuffle' changed: true -> false",
         'parameter \'train_args\' changed: {"num_steps": 1000} -> {"num_steps": 1}',
         "the module file of 'module_file' changed",
-        "input 'examples' is artifacts 5,6 (was artifact 4)",
+        "input 'baseline': none (was artifact 2)",
+        "input 'examples': artifacts 5,6 (was artifact 4)",
         "the node's declared outputs changed",
+        "'future:part' changed",  # recorded by a newer mlpipe: named, not a crash
     ]
-    assert explain_cache_miss(current, current, stored, node) == ""
+    assert explain_cache_miss(current, current) == ""
 
 
 def test_fingerprint_covers_base_classes_and_version(tmp_path, monkeypatch):

@@ -84,7 +84,7 @@ def test_blessed_push_then_worse_model_not_pushed_then_fully_cached(small_data, 
         'parameter \'train_args\' changed: {"num_steps": 400} -> {"num_steps": 1}'
     )
     new_model, old_model = worse.results["Trainer"].outputs["model"][0].id, baseline_id(first)
-    assert f"input 'model' is artifact {new_model} (was artifact {old_model})" in (
+    assert f"input 'model': artifact {new_model} (was artifact {old_model})" in (
         worse.results["Evaluator"].cache_miss
     )
 
