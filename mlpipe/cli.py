@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         "--no-cache", action="store_true", help="execute every node even if a cached result exists"
     )
     run.add_argument("--max-workers", type=int, default=None, help="nodes run in parallel (default: cores)")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run nothing: print which nodes would reuse a cached result and which would execute, and why",
+    )
     run.set_defaults(handler=_cmd_run)
 
     node = sub.add_parser("run-node", help="run one node of a compiled pipeline (what remote tasks call)")
@@ -133,6 +138,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     freeze_heap_at_exit()  # the process ends with the run
     pipeline = load_pipeline(args.pipeline_file)
+    if args.dry_run:
+        return _print_plan(pipeline, args)
     runner = LocalDagRunner(max_workers=args.max_workers)
     try:
         result = runner.run(
@@ -149,6 +156,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"resume: mlpipe run {args.pipeline_file}", file=sys.stderr)
         return 1
     print(f"run {result.run_id}: {len(result.results)} nodes ok; metadata: {pipeline.metadata.describe()}")
+    return 0
+
+
+def _print_plan(pipeline: Any, args: argparse.Namespace) -> int:
+    from mlpipe.orchestration.plan import plan_run
+
+    steps = plan_run(
+        pipeline, from_nodes=args.from_nodes, only=args.only, enable_cache=False if args.no_cache else None
+    )
+    _table([[s.node_id, s.action, s.why] for s in steps], ["NODE", "PLAN", "WHY"])
+    counts: dict[str, int] = {}
+    for step in steps:
+        counts[step.action] = counts.get(step.action, 0) + 1
+    print(f"dry run, nothing was run: {', '.join(f'{n} {a}' for a, n in sorted(counts.items()))}")
     return 0
 
 

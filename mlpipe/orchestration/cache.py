@@ -1,4 +1,5 @@
-"""Cache keys: what must be equal for a previous execution's outputs to stand in for a new one.
+"""Cache keys: what must be equal for a previous execution's outputs to stand in for a new one;
+which earlier execution does, or why none can.
 
 The key covers the component's identity, its VERSION and its *source code* (so editing an
 executor re-runs it), the parameters, the contents of every ModuleFile or FunctionPath parameter (user module
@@ -22,7 +23,9 @@ from mlpipe.dsl.annotations import FunctionPath, ModuleFile
 from mlpipe.dsl.component import Component, FunctionComponent
 from mlpipe.errors import DefinitionError
 from mlpipe.ir import NodeIR
-from mlpipe.types.artifact import Artifact
+from mlpipe.metadata.store import CACHE_KEY, CACHE_KEY_PARTS, MetadataStore, execution_property
+from mlpipe.orchestration.inputs import artifacts_available
+from mlpipe.types.artifact import LIVE, Artifact
 
 
 def _sha256(data: bytes) -> str:
@@ -187,3 +190,58 @@ def _artifacts(joined: str | None) -> str:
     if not joined:
         return "none"
     return f"artifact{'s' if ',' in joined else ''} {joined}"
+
+
+FIRST_EXECUTION = "no earlier successful execution of this node"  # the cache miss of a new node
+
+
+def find_cached_outputs(
+    store: MetadataStore, executions: list[Any], key: str, mark_deleted: bool = True
+) -> tuple[int, dict[str, list[Artifact]]] | None:
+    """The newest COMPLETE execution among a node's ``executions`` with this key whose output
+    files all still exist, and its outputs.
+
+    Artifacts whose directory was deleted are marked DELETED (unless ``mark_deleted`` is false, as
+    for a plan) so no query offers them again.
+    """
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    candidates = [
+        e
+        for e in executions
+        if e.last_known_state == pb.Execution.COMPLETE and execution_property(e, CACHE_KEY) == key
+    ]
+    for execution in sorted(candidates, key=lambda e: e.id, reverse=True):
+        outputs = store.output_artifacts(execution.id)
+        artifacts = [a for arts in outputs.values() for a in arts]
+        if artifacts_available(artifacts):
+            return execution.id, outputs
+        if mark_deleted:
+            store.mark_artifacts(
+                [a for a in artifacts if a.state == LIVE and not os.path.exists(a.uri)], "DELETED"
+            )
+    return None
+
+
+def cache_miss_reason(executions: list[Any], key: CacheKey) -> str:
+    """Why none of a node's earlier ``executions`` can stand in: an execution with this very key
+    lost its outputs, or what changed since the newest successful one."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    same_key = [
+        e
+        for e in executions
+        if e.last_known_state == pb.Execution.COMPLETE and execution_property(e, CACHE_KEY) == key.digest
+    ]
+    if same_key:
+        lost = max(same_key, key=lambda e: e.id)
+        return f"the outputs of execution {lost.id}, which had the same cache key, are gone from disk"
+    succeeded = [e for e in executions if e.last_known_state in (pb.Execution.COMPLETE, pb.Execution.CACHED)]
+    if not succeeded:
+        return FIRST_EXECUTION
+    newest = max(succeeded, key=lambda e: e.id)
+    recorded = execution_property(newest, CACHE_KEY_PARTS)
+    if recorded is None:
+        return f"execution {newest.id} (an older mlpipe) did not record its cache key's parts: cannot say what changed"
+    changes = explain_cache_miss(json.loads(recorded), key.parts)
+    return f"since execution {newest.id}: {changes or 'its cache key changed'}"

@@ -8,6 +8,7 @@ that are still LIVE and on disk.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from mlpipe.errors import ComponentError
@@ -36,11 +37,19 @@ def resolve_inputs(
     node: NodeIR,
     run_id: str,
     optional: set[str] | frozenset[str] = frozenset(),
+    produced: Mapping[str, Mapping[str, list[Artifact]]] | None = None,
 ) -> dict[str, list[Artifact]]:
     """Artifacts per input key. An ``optional`` input may resolve to none (e.g. from a Resolver that
-    found no blessed model yet); a required one must resolve to at least one."""
+    found no blessed model yet); a required one must resolve to at least one. ``produced`` holds
+    what upstream nodes will output in a run that is only planned (their cached outputs), by node
+    id: those inputs are taken from it."""
     resolved: dict[str, list[Artifact]] = {}
     for key, wire in node.inputs.items():
+        if produced is not None and wire.producer in produced:
+            resolved[key] = list(produced[wire.producer].get(wire.key, []))
+            if not resolved[key] and key not in optional:
+                raise _unavailable(node, key, wire.key, wire.producer)
+            continue
         producer_context = store.context(NODE, f"{ir.name}.{wire.producer}", create=False)
         executions = successful_executions(store, producer_context) if producer_context else []
         in_run = [e for e in executions if execution_property(e, RUN_ID) == run_id]
@@ -52,9 +61,13 @@ def resolve_inputs(
                 resolved[key] = outputs
                 break
         else:
-            raise ComponentError(
-                node.id,
-                f"input '{key}' needs outputs['{wire.key}'] of node '{wire.producer}', which has no successful "
-                f"execution with its files still on disk; run it first (mlpipe run ... --from {wire.producer})",
-            )
+            raise _unavailable(node, key, wire.key, wire.producer)
     return resolved
+
+
+def _unavailable(node: NodeIR, key: str, output_key: str, producer: str) -> ComponentError:
+    return ComponentError(
+        node.id,
+        f"input '{key}' needs outputs['{output_key}'] of node '{producer}', which has no successful "
+        f"execution with its files still on disk; run it first (mlpipe run ... --from {producer})",
+    )

@@ -14,7 +14,6 @@ same on all of them. Guarantees:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -47,19 +46,18 @@ from mlpipe.metadata.store import (
     MetadataStore,
     execution_property,
 )
-from mlpipe.orchestration.cache import CacheKey, cache_key, explain_cache_miss
+from mlpipe.orchestration.cache import cache_key, cache_miss_reason, find_cached_outputs
 from mlpipe.orchestration.component_loader import load_component_class
 from mlpipe.orchestration.execution_log import capture_to
 from mlpipe.orchestration.heap import survivors_frozen
-from mlpipe.orchestration.inputs import artifacts_available, resolve_inputs
+from mlpipe.orchestration.inputs import resolve_inputs
 from mlpipe.orchestration.resolvers import STRATEGY_FUNCTIONS
-from mlpipe.types.artifact import ABANDONED, LIVE, Artifact
+from mlpipe.types.artifact import ABANDONED, Artifact
 from mlpipe.types.registry import resolve_type
 
 log = logging.getLogger("mlpipe.launcher")
 
 COMPLETE, CACHED, FAILED = "COMPLETE", "CACHED", "FAILED"
-FIRST_EXECUTION = "no earlier successful execution of this node"  # the cache miss of a new node
 
 
 @dataclass
@@ -116,7 +114,7 @@ def launch_node(
     else:
         with store.db.transaction():  # no other writer between finding the hit and recording it
             earlier = store.executions_in_context(contexts.node)
-            hit = _find_cached_outputs(store, earlier, key.digest)
+            hit = find_cached_outputs(store, earlier, key.digest)
             if hit is not None:
                 reused, outputs = hit
                 properties[CACHED_FROM] = reused
@@ -127,34 +125,10 @@ def launch_node(
                 return NodeResult(
                     node.id, CACHED, execution_id, time.perf_counter() - started, outputs=outputs
                 )
-        properties[CACHE_MISS] = _cache_miss(earlier, key)
+        properties[CACHE_MISS] = cache_miss_reason(earlier, key)
     log.info("node %s: executing: %s", node.id, properties[CACHE_MISS])
     with survivors_frozen():
         return _execute(ir, node.id, cls, run_id, store, contexts, inputs, properties, type_name, started)
-
-
-def _cache_miss(executions: list[Any], key: CacheKey) -> str:
-    """Why none of the node's earlier ``executions`` can stand in: an execution with this very key
-    lost its outputs, or what changed since the newest successful one."""
-    from ml_metadata.proto import metadata_store_pb2 as pb
-
-    same_key = [
-        e
-        for e in executions
-        if e.last_known_state == pb.Execution.COMPLETE and execution_property(e, CACHE_KEY) == key.digest
-    ]
-    if same_key:
-        lost = max(same_key, key=lambda e: e.id)
-        return f"the outputs of execution {lost.id}, which had the same cache key, are gone from disk"
-    succeeded = [e for e in executions if e.last_known_state in (pb.Execution.COMPLETE, pb.Execution.CACHED)]
-    if not succeeded:
-        return FIRST_EXECUTION
-    newest = max(succeeded, key=lambda e: e.id)
-    recorded = execution_property(newest, CACHE_KEY_PARTS)
-    if recorded is None:
-        return f"execution {newest.id} (an older mlpipe) did not record its cache key's parts: cannot say what changed"
-    changes = explain_cache_miss(json.loads(recorded), key.parts)
-    return f"since execution {newest.id}: {changes or 'its cache key changed'}"
 
 
 def _resolve(
@@ -276,32 +250,6 @@ def _remove_staging(staging: str) -> None:
         os.rmdir(os.path.dirname(staging))  # the node's .staging dir, once no execution uses it
     except OSError:
         pass
-
-
-def _find_cached_outputs(
-    store: MetadataStore, executions: list[Any], key: str
-) -> tuple[int, dict[str, list[Artifact]]] | None:
-    """The newest COMPLETE execution among the node's ``executions`` with this key whose output
-    files all still exist, and its outputs.
-
-    Artifacts whose directory was deleted are marked DELETED so no query offers them again.
-    """
-    from ml_metadata.proto import metadata_store_pb2 as pb
-
-    candidates = [
-        e
-        for e in executions
-        if e.last_known_state == pb.Execution.COMPLETE and execution_property(e, CACHE_KEY) == key
-    ]
-    for execution in sorted(candidates, key=lambda e: e.id, reverse=True):
-        outputs = store.output_artifacts(execution.id)
-        artifacts = [a for arts in outputs.values() for a in arts]
-        if artifacts_available(artifacts):
-            return execution.id, outputs
-        store.mark_artifacts(
-            [a for a in artifacts if a.state == LIVE and not os.path.exists(a.uri)], "DELETED"
-        )
-    return None
 
 
 def _clean_up_dead_executions(store: MetadataStore, contexts: Contexts, root: str, node_id: str) -> None:

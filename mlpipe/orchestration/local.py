@@ -14,8 +14,9 @@ from mlpipe.dsl.pipeline import Pipeline
 from mlpipe.errors import ComponentError, DefinitionError
 from mlpipe.ir import PipelineIR
 from mlpipe.metadata.store import MetadataStore
+from mlpipe.orchestration.cache import FIRST_EXECUTION
 from mlpipe.orchestration.heap import survivors_frozen
-from mlpipe.orchestration.launcher import FIRST_EXECUTION, launch_node, open_store
+from mlpipe.orchestration.launcher import launch_node, open_store
 from mlpipe.orchestration.progress import ProgressDisplay
 from mlpipe.orchestration.run_result import RunError, RunResult
 

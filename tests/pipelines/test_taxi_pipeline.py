@@ -14,6 +14,7 @@ sys.path.insert(0, str(REPO / "pipelines"))
 from taxi import create_pipeline  # noqa: E402
 
 from mlpipe.orchestration.local import LocalDagRunner  # noqa: E402
+from mlpipe.orchestration.plan import plan_run  # noqa: E402
 
 
 def _raw_eval_examples(examples_uri: str) -> list[bytes]:
@@ -70,7 +71,18 @@ def test_blessed_push_then_worse_model_not_pushed_then_fully_cached(small_data, 
     assert again.results["latest_blessed_model_resolver"].outputs["model"][0].id == baseline_id(first)
     assert os.listdir(serving) == versions
 
+    plan = {s.node_id: (s.action, s.why) for s in plan_run(pipeline(train_steps=1))}
     worse = runner.run(pipeline(train_steps=1))
+    # the dry run said what would happen, and why
+    assert {n: "CACHED" if a == "reuse" else "COMPLETE" for n, (a, _) in plan.items()} == {
+        n: r.state for n, r in worse.results.items()
+    }
+    assert plan["latest_blessed_model_resolver"] == (
+        "resolve",
+        f"resolves model: {baseline_id(first)}, model_blessing: {blessing.id}",
+    )
+    assert plan["Trainer"] == ("execute", worse.results["Trainer"].cache_miss)
+    assert plan["Evaluator"] == ("execute", "input 'model' will be new (Trainer executes)")
     (baseline,) = worse.results["latest_blessed_model_resolver"].outputs["model"]
     assert baseline.id == first.results["Trainer"].outputs["model"][0].id
     (blessing_2,) = worse.results["Evaluator"].outputs["blessing"]
