@@ -160,7 +160,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_plan(pipeline: Any, args: argparse.Namespace) -> int:
-    from mlpipe.orchestration.plan import plan_run
+    from mlpipe.orchestration.plan import FAIL, plan_run
 
     steps = plan_run(
         pipeline, from_nodes=args.from_nodes, only=args.only, enable_cache=False if args.no_cache else None
@@ -170,7 +170,7 @@ def _print_plan(pipeline: Any, args: argparse.Namespace) -> int:
     for step in steps:
         counts[step.action] = counts.get(step.action, 0) + 1
     print(f"dry run, nothing was run: {', '.join(f'{n} {a}' for a, n in sorted(counts.items()))}")
-    return 0
+    return 1 if FAIL in counts else 0  # the run would fail
 
 
 def _print_log_tail(node_id: str, log_path: str | None, lines: int = 15) -> None:

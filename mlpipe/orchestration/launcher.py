@@ -73,11 +73,15 @@ class NodeResult:
     cache_miss: str | None = None
 
 
-def open_store(ir: PipelineIR) -> MetadataStore:
+def store_config(ir: PipelineIR) -> MetadataConfig:
     """The pipeline's store; ``MLPIPE_METADATA`` (and ``MLPIPE_MYSQL_PASSWORD``) override the IR."""
     config = from_environment(MetadataConfig.from_dict(ir.metadata))
     assert config is not None
-    return MetadataStore(config)
+    return config
+
+
+def open_store(ir: PipelineIR) -> MetadataStore:
+    return MetadataStore(store_config(ir))
 
 
 def launch_node(
