@@ -43,6 +43,14 @@ def select_nodes(ir: PipelineIR, from_nodes: Iterable[str] | None, only: Iterabl
     return [n.id for n in ir.nodes if n.id in chosen]
 
 
+def compile_with_classes(pipeline: Pipeline | PipelineIR) -> tuple[PipelineIR, dict[str, type[Component]]]:
+    """The IR, and the component class of each node when given a Pipeline object (a class defined
+    in a notebook or script cannot be imported again by name); for an IR, classes load by name."""
+    if isinstance(pipeline, Pipeline):
+        return pipeline.compile(), {c.id: type(c) for c in pipeline.components}
+    return pipeline, {}
+
+
 class LocalDagRunner:
     """Runs nodes in topological order; independent ones in parallel (``max_workers``, default cores).
 
@@ -63,12 +71,7 @@ class LocalDagRunner:
         enable_cache: bool | None = None,
         store: MetadataStore | None = None,
     ) -> RunResult:
-        classes: dict[str, type[Component]] = {}
-        if isinstance(pipeline, Pipeline):
-            classes = {c.id: type(c) for c in pipeline.components}
-            ir = pipeline.compile()
-        else:
-            ir = pipeline
+        ir, classes = compile_with_classes(pipeline)
         selected = select_nodes(ir, from_nodes, only)
         result = RunResult(ir.name, run_id or new_run_id())
         own_store = store is None

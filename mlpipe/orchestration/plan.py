@@ -27,7 +27,7 @@ from mlpipe.orchestration.cache import cache_key, cache_miss_reason, find_cached
 from mlpipe.orchestration.component_loader import load_component_class
 from mlpipe.orchestration.inputs import resolve_inputs
 from mlpipe.orchestration.launcher import store_config
-from mlpipe.orchestration.local import select_nodes
+from mlpipe.orchestration.local import compile_with_classes, select_nodes
 from mlpipe.orchestration.resolvers import STRATEGY_FUNCTIONS
 from mlpipe.types.artifact import Artifact
 from mlpipe.types.registry import resolve_type
@@ -65,12 +65,7 @@ def plan_run(
     A pipeline whose SQLite store does not exist yet is planned against an empty one in a
     temporary directory, so that planning creates no file.
     """
-    classes: dict[str, type[Component]] = {}
-    if isinstance(pipeline, Pipeline):
-        classes = {c.id: type(c) for c in pipeline.components}
-        ir = pipeline.compile()
-    else:
-        ir = pipeline
+    ir, classes = compile_with_classes(pipeline)
     selected = select_nodes(ir, from_nodes, only)
     use_cache = ir.enable_cache if enable_cache is None else enable_cache
     with contextlib.ExitStack() as cleanup:
