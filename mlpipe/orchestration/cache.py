@@ -174,13 +174,15 @@ def explain_cache_miss(previous: Mapping[str, str], current: Mapping[str, str]) 
 
 
 def _parameter_change(name: str, old: str | None, new: str | None) -> str:
-    def shown(part: str) -> str:
-        return "" if part.startswith("sha256:") else f" {part}"
+    """Values are shown unless only their hash was kept (too long)."""
+
+    def shown(part: str | None) -> bool:
+        return part is not None and not part.startswith("sha256:")
 
     if old is None:
-        return f"parameter '{name}' was added{':' if shown(new or '') else ''}{shown(new or '')}"
+        return f"parameter '{name}' was added" + (f": {new}" if shown(new) else "")
     if new is None:
-        return f"parameter '{name}' was removed" + (f" (was{shown(old)})" if shown(old) else "")
+        return f"parameter '{name}' was removed" + (f" (was {old})" if shown(old) else "")
     if shown(old) and shown(new):
         return f"parameter '{name}' changed: {old} -> {new}"
     return f"parameter '{name}' changed"
@@ -204,14 +206,7 @@ def find_cached_outputs(
     Artifacts whose directory was deleted are marked DELETED (unless ``mark_deleted`` is false, as
     for a plan) so no query offers them again.
     """
-    from ml_metadata.proto import metadata_store_pb2 as pb
-
-    candidates = [
-        e
-        for e in executions
-        if e.last_known_state == pb.Execution.COMPLETE and execution_property(e, CACHE_KEY) == key
-    ]
-    for execution in sorted(candidates, key=lambda e: e.id, reverse=True):
+    for execution in sorted(_completed_with_key(executions, key), key=lambda e: e.id, reverse=True):
         outputs = store.output_artifacts(execution.id)
         artifacts = [a for arts in outputs.values() for a in arts]
         if artifacts_available(artifacts):
@@ -223,16 +218,23 @@ def find_cached_outputs(
     return None
 
 
+def _completed_with_key(executions: list[Any], key: str) -> list[Any]:
+    """The COMPLETE executions with this cache key: the ones whose outputs a new execution may reuse."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    return [
+        e
+        for e in executions
+        if e.last_known_state == pb.Execution.COMPLETE and execution_property(e, CACHE_KEY) == key
+    ]
+
+
 def cache_miss_reason(executions: list[Any], key: CacheKey) -> str:
     """Why none of a node's earlier ``executions`` can stand in: an execution with this very key
     lost its outputs, or what changed since the newest successful one."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
-    same_key = [
-        e
-        for e in executions
-        if e.last_known_state == pb.Execution.COMPLETE and execution_property(e, CACHE_KEY) == key.digest
-    ]
+    same_key = _completed_with_key(executions, key.digest)
     if same_key:
         lost = max(same_key, key=lambda e: e.id)
         return f"the outputs of execution {lost.id}, which had the same cache key, are gone from disk"
