@@ -37,7 +37,8 @@ def test_nodes_run_one_process_each_and_share_the_cache_with_the_local_runner(tm
     for node in NODES:
         res = _run_node(ir_path, node, "remote-1")
         assert res.returncode == 0, res.stderr
-        assert f"node {node} COMPLETE" in res.stdout
+        assert f"node {node} COMPLETE (execution " in res.stdout
+        assert "; no earlier successful execution of this node) " in res.stdout
     store = MetadataStore(pipeline.metadata)
     executions = run_executions(store, "remote-1")
     assert [(e.node_id, e.state) for e in executions] == [(n, "COMPLETE") for n in NODES]
