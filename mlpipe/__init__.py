@@ -25,6 +25,7 @@ _EXPORTS = {
     "ModuleFile": "mlpipe.dsl.annotations",
     "PipelineIR": "mlpipe.ir",
     "Resolver": "mlpipe.dsl.resolver",
+    "Cond": "mlpipe.dsl.condition",
     "LocalDagRunner": "mlpipe.orchestration.local",
     "RunError": "mlpipe.orchestration.run_result",
     "InteractiveContext": "mlpipe.orchestration.interactive",

@@ -13,7 +13,11 @@ from typing import Any
 
 from mlpipe.errors import DefinitionError
 
-IR_VERSION = 1
+# Version 2 adds node conditions. An IR is written as version 2 only when a node has conditions,
+# which an older mlpipe would ignore (so it must refuse the file); others stay version 1 and run on
+# Airflow workers or Kubeflow images that still have an older mlpipe.
+IR_VERSION, CONDITIONS_VERSION = 1, 2
+READABLE_VERSIONS = (IR_VERSION, CONDITIONS_VERSION)
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class NodeIR:
     inputs: dict[str, InputIR]
     outputs: dict[str, str]  # key -> artifact type reference
     upstream: tuple[str, ...]
+    # predicates (mlpipe.dsl.condition's JSON form) that must all hold for the node to run
+    conditions: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,11 @@ class PipelineIR:
     nodes: tuple[NodeIR, ...]  # in a topological order
     beam_pipeline_args: tuple[str, ...] = ()
     sys_path: tuple[str, ...] = field(default=())  # directories user code was imported from
-    version: int = IR_VERSION
+
+    @property
+    def version(self) -> int:
+        """The IR format version this pipeline needs (see CONDITIONS_VERSION)."""
+        return CONDITIONS_VERSION if any(n.conditions for n in self.nodes) else IR_VERSION
 
     def node(self, node_id: str) -> NodeIR:
         for n in self.nodes:
@@ -63,8 +73,12 @@ class PipelineIR:
                 closure.add(n.id)
         return closure
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (a deep copy) with the format version: what ``from_dict`` reads."""
+        return {**asdict(self), "version": self.version}
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -75,9 +89,10 @@ class PipelineIR:
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> PipelineIR:
-        if data.get("version") != IR_VERSION:
+        if data.get("version") not in READABLE_VERSIONS:
             raise DefinitionError(
-                f"IR version {data.get('version')!r} is not {IR_VERSION}; recompile the pipeline"
+                f"IR version {data.get('version')!r} is not one this mlpipe reads ({READABLE_VERSIONS}); "
+                f"recompile the pipeline with this mlpipe"
             )
         nodes = tuple(
             NodeIR(
@@ -88,6 +103,7 @@ class PipelineIR:
                 inputs={k: InputIR(**v) for k, v in n["inputs"].items()},
                 outputs=dict(n["outputs"]),
                 upstream=tuple(n["upstream"]),
+                conditions=tuple(n.get("conditions", ())),
             )
             for n in data["nodes"]
         )

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlpipe.dsl.annotations import _Annotation
+from mlpipe.dsl.condition import Predicate, active_predicates, condition_producers
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, parameter_spec_from_annotation
 from mlpipe.errors import DefinitionError
@@ -40,6 +41,13 @@ class Component:
 
     SPEC: ClassVar[ComponentSpec] = ComponentSpec()
     VERSION: ClassVar[str] = "1"
+    conditions: list[Predicate]  # from the ``with Cond(...)`` blocks the node was made in
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Component:
+        # Here rather than in __init__, which subclasses (Resolver) replace without calling it.
+        node = super().__new__(cls)
+        node.conditions = active_predicates()
+        return node
 
     def __init__(self, **kwargs: Any):
         self.id: str = type(self).__name__
@@ -100,7 +108,8 @@ class Component:
     @property
     def upstream_nodes(self) -> list[Component]:
         seen: dict[int, Component] = {}
-        for node in [ch.producer for ch in self.inputs.values()] + self._upstream_extra:
+        wired = [ch.producer for ch in self.inputs.values()]
+        for node in wired + condition_producers(self) + self._upstream_extra:
             seen.setdefault(id(node), node)
         return list(seen.values())
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 from mlpipe.dsl.component import Component, FunctionComponent
+from mlpipe.dsl.condition import condition_producers
 from mlpipe.errors import DefinitionError
 from mlpipe.ir import InputIR, NodeIR, PipelineIR
 from mlpipe.metadata.config import MetadataConfig, default_for_root
@@ -78,6 +79,7 @@ class Pipeline:
                     },
                     outputs={k: type_ref(ch.type) for k, ch in c.outputs.items()},
                     upstream=tuple(u.id for u in c.upstream_nodes),
+                    conditions=tuple(p.to_ir() for p in c.conditions),
                 )
             )
         return PipelineIR(
@@ -115,9 +117,10 @@ def _unique(name: str, components: Sequence[Component]) -> list[Component]:
     for c in nodes:
         for up in c.upstream_nodes:
             if by_id.get(up.id) is not up:
+                how = " (its Cond reads that node's outputs)" if up in condition_producers(c) else ""
                 raise DefinitionError(
-                    f"pipeline '{name}': node '{c.id}' depends on node '{up.id}', which is not in the pipeline's "
-                    f"components; add it to the components list"
+                    f"pipeline '{name}': node '{c.id}' depends on node '{up.id}'{how}, which is not in the "
+                    f"pipeline's components; add it to the components list"
                 )
     return nodes
 

@@ -19,6 +19,7 @@ from mlpipe.metadata.store import (
     PIPELINE,
     PIPELINE_NAME,
     PIPELINE_RUN,
+    SKIP_REASON,
     MetadataStore,
     execution_property,
 )
@@ -46,11 +47,14 @@ class ExecutionInfo:
     outputs: dict[str, list[Artifact]] = field(default_factory=dict)
     cache_miss: str | None = None  # why it executed: what changed since the node's last success
     cached_from: int | None = None  # the execution whose outputs a CACHED execution reuses
+    skip_reason: str | None = None  # why a SKIPPED node did not run
 
     @property
     def why(self) -> str | None:
-        """One line for tables: why it executed, or which execution's outputs it reuses."""
-        return f"reuses execution {self.cached_from}" if self.cached_from is not None else self.cache_miss
+        """One line for tables: why it executed or was skipped, or which execution's outputs it reuses."""
+        if self.cached_from is not None:
+            return f"reuses execution {self.cached_from}"
+        return self.skip_reason or self.cache_miss
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,11 @@ class Lineage:
 
 
 def _state_name(execution: Any) -> str:
+    """MLMD's state name, except SKIPPED for the CANCELED execution of a node a Cond skipped."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
+    if execution_property(execution, SKIP_REASON) is not None:
+        return "SKIPPED"
     return pb.Execution.State.Name(execution.last_known_state)
 
 
@@ -87,6 +94,7 @@ def _execution_info(store: MetadataStore, execution: Any, with_outputs: bool = T
         outputs={k: _live(v) for k, v in outputs.items() if _live(v)},
         cache_miss=execution_property(execution, CACHE_MISS),
         cached_from=execution_property(execution, CACHED_FROM),
+        skip_reason=execution_property(execution, SKIP_REASON),
     )
 
 

@@ -28,6 +28,7 @@ CACHE_KEY, NODE_ID, RUN_ID, PIPELINE_NAME = "__cache_key__", "__node_id__", "__r
 LOG_PATH, ERROR, PID, HOST = "__log_path__", "__error__", "__pid__", "__host__"
 # The parts of the cache key (JSON), and why an execution ran (a cache miss) or which one it reused.
 CACHE_KEY_PARTS, CACHE_MISS, CACHED_FROM = "__cache_key_parts__", "__cache_miss__", "__cached_from__"
+SKIP_REASON = "__skipped__"  # why a node did not run (a Cond that did not hold); its execution is CANCELED
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,9 @@ log = logging.getLogger("mlpipe.runner.beam")
 _stores: dict[str, Any] = {}  # one metadata store per worker process and pipeline
 
 
-def _run_node(
-    _: Any, ir_json: str, node_id: str, run_id: str, enable_cache: bool | None, upstream: Any
-) -> dict:
-    """A Beam step: launch one node. The ``upstream`` side input (the upstream steps' results) only
-    makes Beam run this step after them."""
+def _run_node(_: Any, ir_json: str, node_id: str, run_id: str, enable_cache: bool | None, *upstream) -> dict:
+    """A Beam step: launch one node. The ``upstream`` side inputs (the upstream steps' results) only
+    make Beam run this step after them."""
     import json
 
     from mlpipe.orchestration.launcher import launch_node, open_store
@@ -76,14 +74,11 @@ class BeamDagRunner:
                 start = p | "Start" >> beam.Create([None])
                 steps: dict[str, Any] = {}
                 for node_id in selected:
-                    upstream = [steps[u] for u in ir.node(node_id).upstream if u in steps]
-                    after = (
-                        beam.pvalue.AsList(upstream | f"After[{node_id}]" >> beam.Flatten())
-                        if upstream
-                        else None
-                    )
+                    # one side input per upstream step: a Flatten of several as one side input
+                    # leaves FnApiRunner with bundles it never runs when upstreams depend on each other
+                    after = [beam.pvalue.AsList(steps[u]) for u in ir.node(node_id).upstream if u in steps]
                     steps[node_id] = start | f"Run[{node_id}]" >> beam.Map(
-                        _run_node, ir_json, node_id, result.run_id, enable_cache, after
+                        _run_node, ir_json, node_id, result.run_id, enable_cache, *after
                     )
                 _ = (
                     [steps[n] for n in selected]
@@ -115,11 +110,12 @@ def _fill_from_metadata(
     finally:
         store.close()
     for e in executions:
-        if e.state in ("COMPLETE", "CACHED"):
+        if e.state in ("COMPLETE", "CACHED", "SKIPPED"):
             seconds = (e.updated_ms - e.created_ms) / 1000
             result.results[e.node_id] = NodeResult(
-                e.node_id, e.state, e.id, seconds, outputs=e.outputs, cache_miss=e.cache_miss
-            )
+                e.node_id, e.state, e.id, seconds, outputs=e.outputs, cache_miss=e.cache_miss,
+                skip_reason=e.skip_reason,
+            )  # fmt: skip
         elif e.state == "FAILED":
             result.failed[e.node_id] = ComponentError(e.node_id, e.error or "failed", e.log_path)
     if error is not None and not result.failed:

@@ -198,16 +198,21 @@ FIRST_EXECUTION = "no earlier successful execution of this node"  # the cache mi
 
 
 def find_cached_outputs(
-    store: MetadataStore, executions: list[Any], key: str, mark_deleted: bool = True
+    store: MetadataStore,
+    executions: list[Any],
+    key: str,
+    classes: Mapping[str, type[Artifact]],
+    mark_deleted: bool = True,
 ) -> tuple[int, dict[str, list[Artifact]]] | None:
     """The newest COMPLETE execution among a node's ``executions`` with this key whose output
-    files all still exist, and its outputs.
+    files all still exist, and its outputs (as ``classes``, the node's output types by key, so a
+    value artifact of a user's type can be read).
 
     Artifacts whose directory was deleted are marked DELETED (unless ``mark_deleted`` is false, as
     for a plan) so no query offers them again.
     """
     for execution in sorted(_completed_with_key(executions, key), key=lambda e: e.id, reverse=True):
-        outputs = store.output_artifacts(execution.id)
+        outputs = store.output_artifacts(execution.id, classes)
         artifacts = [a for arts in outputs.values() for a in arts]
         if artifacts_available(artifacts):
             return execution.id, outputs

@@ -42,7 +42,7 @@ def run_node(args: argparse.Namespace) -> int:
         print(f"mlpipe: {e}", file=sys.stderr)
         return 1
     outputs = ", ".join(f"{k}={a.uri}" for k, arts in result.outputs.items() for a in arts)
-    why = f"; {result.cache_miss}" if result.cache_miss else ""  # the task log says why it executed
+    why = f"; {result.why}" if result.why else ""  # the task log says why it executed or was skipped
     print(f"mlpipe: node {result.node_id} {result.state} (execution {result.execution_id}{why}) {outputs}")
     return 0
 

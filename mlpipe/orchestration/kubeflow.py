@@ -21,7 +21,6 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import asdict
 
 from kfp import compiler, dsl
 from kfp.dsl.graph_component import GraphComponent
@@ -163,7 +162,7 @@ def compile_for_kubeflow(
 def _ir_parameter_value(ir: PipelineIR) -> str:
     """The IR as the ``mlpipe_ir`` default, without a MySQL password: anyone who can see the pipeline
     in KFP's UI can read the spec. Pods take the password from ``MLPIPE_MYSQL_PASSWORD`` instead."""
-    data = asdict(ir)  # a deep copy: popping does not touch ``ir``
+    data = ir.to_dict()  # a deep copy: popping does not touch ``ir``
     if data["metadata"].pop("password", None):
         log.warning(
             "pipeline '%s': the MySQL password is left out of the Kubeflow spec; "

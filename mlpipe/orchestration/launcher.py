@@ -42,28 +42,30 @@ from mlpipe.metadata.store import (
     PID,
     PIPELINE_NAME,
     RUN_ID,
+    SKIP_REASON,
     Contexts,
     MetadataStore,
     execution_property,
 )
 from mlpipe.orchestration.cache import cache_key, cache_miss_reason, find_cached_outputs
 from mlpipe.orchestration.component_loader import load_component_class
+from mlpipe.orchestration.conditions import unmet_condition
 from mlpipe.orchestration.execution_log import capture_to
 from mlpipe.orchestration.heap import survivors_frozen
-from mlpipe.orchestration.inputs import resolve_inputs
+from mlpipe.orchestration.inputs import UpstreamSkipped, resolve_inputs
 from mlpipe.orchestration.resolvers import STRATEGY_FUNCTIONS
 from mlpipe.types.artifact import ABANDONED, Artifact
 from mlpipe.types.registry import resolve_type
 
 log = logging.getLogger("mlpipe.launcher")
 
-COMPLETE, CACHED, FAILED = "COMPLETE", "CACHED", "FAILED"
+COMPLETE, CACHED, FAILED, SKIPPED = "COMPLETE", "CACHED", "FAILED", "SKIPPED"
 
 
 @dataclass
 class NodeResult:
     node_id: str
-    state: str  # COMPLETE | CACHED
+    state: str  # COMPLETE | CACHED | SKIPPED
     execution_id: int
     seconds: float
     executor_seconds: float = 0.0
@@ -71,6 +73,17 @@ class NodeResult:
     log_path: str | None = None
     # why the node executed instead of reusing outputs; None when CACHED and for resolver nodes
     cache_miss: str | None = None
+    skip_reason: str | None = None  # why a SKIPPED node did not run (a Cond that did not hold)
+
+    @property
+    def why(self) -> str | None:
+        """Why it was skipped, or why it executed."""
+        return self.skip_reason or self.cache_miss
+
+
+def output_classes(node: NodeIR) -> dict[str, type[Artifact]]:
+    """The node's output artifact classes by key, to read its recorded outputs as what they are."""
+    return {k: resolve_type(t) for k, t in node.outputs.items()}
 
 
 def store_config(ir: PipelineIR) -> MetadataConfig:
@@ -98,11 +111,18 @@ def launch_node(
     cls = component_class or load_component_class(ir, node)
     contexts = store.contexts_for(ir.name, run_id, node.id)
     type_name = f"{cls.__module__}.{cls.__qualname__}"
-    if issubclass(cls, Resolver):
-        return _resolve(ir, node, run_id, store, contexts, type_name, started)
     _clean_up_dead_executions(store, contexts, ir.root, node.id)
     optional = {k for k, spec in cls.SPEC.inputs.items() if spec.optional}
-    inputs = resolve_inputs(store, ir, node, run_id, optional)
+    try:
+        skip_reason = unmet_condition(store, ir, node, run_id)
+        if skip_reason is None and issubclass(cls, Resolver):
+            return _resolve(ir, node, run_id, store, contexts, type_name, started)
+        if skip_reason is None:
+            inputs = resolve_inputs(store, ir, node, run_id, optional)
+    except UpstreamSkipped as e:
+        skip_reason = str(e)
+    if skip_reason is not None:
+        return _skip(ir, node, run_id, store, contexts, type_name, skip_reason, started)
     key = cache_key(cls, node, inputs)
     properties: dict[str, Any] = {
         **node.parameters,
@@ -118,7 +138,7 @@ def launch_node(
     else:
         with store.db.transaction():  # no other writer between finding the hit and recording it
             earlier = store.executions_in_context(contexts.node)
-            hit = find_cached_outputs(store, earlier, key.digest)
+            hit = find_cached_outputs(store, earlier, key.digest, output_classes(node))
             if hit is not None:
                 reused, outputs = hit
                 properties[CACHED_FROM] = reused
@@ -133,6 +153,17 @@ def launch_node(
     log.info("node %s: executing: %s", node.id, properties[CACHE_MISS])
     with survivors_frozen():
         return _execute(ir, node.id, cls, run_id, store, contexts, inputs, properties, type_name, started)
+
+
+def _skip(
+    ir: PipelineIR, node: NodeIR, run_id: str, store: MetadataStore, contexts: Contexts, type_name: str,
+    reason: str, started: float,
+) -> NodeResult:  # fmt: skip
+    """A CANCELED execution that says why the node did not run; no inputs, outputs or files."""
+    properties = {NODE_ID: node.id, RUN_ID: run_id, PIPELINE_NAME: ir.name, SKIP_REASON: reason}
+    execution_id = store.record_execution(type_name, contexts, {}, {}, properties, "CANCELED")
+    log.info("node %s: skipped: %s", node.id, reason)
+    return NodeResult(node.id, SKIPPED, execution_id, time.perf_counter() - started, skip_reason=reason)
 
 
 def _resolve(

@@ -130,7 +130,7 @@ class LocalDagRunner:
                     else:
                         result.results[n] = node_result
                         if display:
-                            why = node_result.cache_miss
+                            why = node_result.why
                             shown = why if why != FIRST_EXECUTION else None  # every node of a first run
                             display.node_finished(n, node_result.state, node_result.seconds, shown)
         result.not_run = pending

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mlpipe.dsl.component import Component
+from mlpipe.dsl.condition import describe
 from mlpipe.dsl.pipeline import Pipeline
 from mlpipe.dsl.resolver import Resolver
 from mlpipe.errors import ComponentError, MlpipeError
@@ -25,25 +26,28 @@ from mlpipe.metadata.config import sqlite
 from mlpipe.metadata.store import NODE, MetadataStore
 from mlpipe.orchestration.cache import cache_key, cache_miss_reason, find_cached_outputs
 from mlpipe.orchestration.component_loader import load_component_class
-from mlpipe.orchestration.inputs import resolve_inputs
-from mlpipe.orchestration.launcher import store_config
+from mlpipe.orchestration.conditions import condition_producers, first_false, recorded_outputs
+from mlpipe.orchestration.inputs import UpstreamSkipped, resolve_inputs
+from mlpipe.orchestration.launcher import output_classes, store_config
 from mlpipe.orchestration.local import compile_with_classes, select_nodes
 from mlpipe.orchestration.resolvers import STRATEGY_FUNCTIONS
 from mlpipe.types.artifact import Artifact
 from mlpipe.types.registry import resolve_type
 
-REUSE, EXECUTE, RESOLVE, FAIL, NOT_RUN = "reuse", "execute", "resolve", "fail", "not run"
+REUSE, EXECUTE, RESOLVE, SKIP, FAIL, NOT_RUN = "reuse", "execute", "resolve", "skip", "fail", "not run"
 
 # What a planned node will output: its cached or resolved artifacts, or NEW (it executes, or a
-# resolver decides only after an upstream node executes) or NONE (it fails or does not run).
+# resolver decides only after an upstream node executes), SKIPPED (a Cond does not hold) or NONE
+# (it fails or does not run).
 Outputs = dict[str, list[Artifact]]
-NEW, NONE = "new", "none"
+NEW, SKIPPED, NONE = "new", "skipped", "none"
 
 
 @dataclass(frozen=True)
 class PlannedNode:
     """One node's fate in the planned run: ``action`` is REUSE (a cached result), EXECUTE, RESOLVE
-    (a resolver looks again every run), FAIL (an input cannot be found, as the run would fail) or
+    (a resolver looks again every run), SKIP (a ``Cond`` does not hold, on values known now; one
+    that reads an executing node's outputs is decided in the run, and ``why`` says so), FAIL (an input cannot be found, as the run would fail) or
     NOT_RUN (downstream of a failure; after a failure the runner starts no new node, so nodes that
     do not depend on it may not run either, depending on timing); ``why`` says why, in the
     launcher's words."""
@@ -99,20 +103,70 @@ def _plan_node(
         return PlannedNode(node.id, NOT_RUN, f"not run: {failed[0]} does not complete"), NONE
     try:
         cls = classes.get(node.id) or load_component_class(ir, node)
-        if issubclass(cls, Resolver):
-            return _plan_resolver(store, ir, node, planned)
-        # an executing producer's outputs are new artifacts: placeholders without an id stand in
-        expected = {
-            n: {k: [resolve_type(t)()] for k, t in ir.node(n).outputs.items()} if outputs == NEW else outputs
-            for n, outputs in planned.items()
-            if outputs != NONE
-        }
         optional = {k for k, spec in cls.SPEC.inputs.items() if spec.optional}
-        # run_id "" belongs to no execution: producers outside the plan resolve as in a partial run
-        inputs = resolve_inputs(store, ir, node, run_id="", optional=optional, produced=expected)
-        key = cache_key(cls, node, inputs)
+        skip = _skip_reason(store, ir, node, cls, optional, planned)
+        if skip is not None:
+            return PlannedNode(node.id, SKIP, skip), SKIPPED
+        undecided = [p for p in condition_producers(node) if planned.get(p) == NEW]
+        if undecided:  # the predicate reads outputs that do not exist yet: the run decides
+            step, outputs = _plan_unconditioned(store, ir, node, cls, optional, planned, use_cache)
+            when = " & ".join(f"({describe(p)})" for p in node.conditions)
+            return PlannedNode(step.node_id, step.action, f"{step.why}; only if {when}, known once "
+                               f"{undecided[0]} executes"), outputs  # fmt: skip
+        return _plan_unconditioned(store, ir, node, cls, optional, planned, use_cache)
+    except UpstreamSkipped as e:  # a producer outside the plan whose newest outcome is a skip
+        return PlannedNode(node.id, SKIP, str(e)), SKIPPED
     except MlpipeError as e:  # as the run would report this node failed
         return PlannedNode(node.id, FAIL, str(e.cause) if isinstance(e, ComponentError) else str(e)), NONE
+
+
+def _skip_reason(
+    store: MetadataStore, ir: PipelineIR, node: NodeIR, cls: type[Component], optional: set[str],
+    planned: dict[str, Outputs | str],
+) -> str | None:  # fmt: skip
+    """Why the run would skip ``node``: a predicate false on outputs known now, or a required input
+    from a node the plan skips; None otherwise."""
+    if node.conditions and not any(planned.get(p) == NEW for p in condition_producers(node)):
+        recorded = recorded_outputs(store, ir, run_id="")
+
+        def read_channel(producer: str, key: str) -> list[Artifact]:
+            outputs = planned.get(producer)
+            if outputs == SKIPPED:
+                raise UpstreamSkipped(f"node '{producer}' will be skipped")
+            return outputs.get(key, []) if isinstance(outputs, dict) else recorded(producer, key)
+
+        try:
+            reason = first_false(node, read_channel)
+        except UpstreamSkipped as e:
+            return str(e)
+        if reason is not None:
+            return reason
+    if issubclass(cls, Resolver):  # it picks the newest artifacts of any run, whatever ran in this one
+        return None
+    for key, wire in node.inputs.items():
+        if planned.get(wire.producer) == SKIPPED and key not in optional:
+            return f"input '{key}': node '{wire.producer}' will be skipped"
+    return None
+
+
+def _plan_unconditioned(
+    store: MetadataStore, ir: PipelineIR, node: NodeIR, cls: type[Component], optional: set[str],
+    planned: dict[str, Outputs | str], use_cache: bool,
+) -> tuple[PlannedNode, Outputs | str]:  # fmt: skip
+    """The launcher's decisions for a node that runs: resolve, reuse or execute."""
+    if issubclass(cls, Resolver):
+        return _plan_resolver(store, ir, node, planned)
+    # an executing producer's outputs are new artifacts: placeholders without an id stand in
+    expected = {
+        n: {k: [resolve_type(t)()] if outputs == NEW else [] for k, t in ir.node(n).outputs.items()}
+        if outputs in (NEW, SKIPPED)
+        else outputs
+        for n, outputs in planned.items()
+        if outputs != NONE
+    }
+    # run_id "" belongs to no execution: producers outside the plan resolve as in a partial run
+    inputs = resolve_inputs(store, ir, node, run_id="", optional=optional, produced=expected)
+    key = cache_key(cls, node, inputs)
     if not use_cache:
         return PlannedNode(node.id, EXECUTE, "caching is off"), NEW
     new = [
@@ -124,7 +178,7 @@ def _plan_node(
         return PlannedNode(node.id, EXECUTE, "; ".join(new)), NEW
     context = store.context(NODE, f"{ir.name}.{node.id}", create=False)
     executions = store.executions_in_context(context) if context is not None else []
-    hit = find_cached_outputs(store, executions, key.digest, mark_deleted=False)
+    hit = find_cached_outputs(store, executions, key.digest, output_classes(node), mark_deleted=False)
     if hit is not None:
         return PlannedNode(node.id, REUSE, f"reuses execution {hit[0]}"), hit[1]
     return PlannedNode(node.id, EXECUTE, cache_miss_reason(executions, key)), NEW

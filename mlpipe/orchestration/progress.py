@@ -57,7 +57,13 @@ class ProgressDisplay:
         show_why = why_width >= 10
         if show_why:
             table.add_column("why", style="dim", no_wrap=True, overflow="ellipsis", max_width=why_width)
-        colors = {"COMPLETE": "green", "CACHED": "cyan", "FAILED": "red", "running": "yellow"}
+        colors = {
+            "COMPLETE": "green",
+            "CACHED": "cyan",
+            "SKIPPED": "white",
+            "FAILED": "red",
+            "running": "yellow",
+        }
         for node, state, shown, why in rows:
             cells = [node, f"[{colors.get(state, 'dim')}]{state}[/]", shown]
             table.add_row(*cells, *([why] if show_why else []))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mlpipe.errors import ComponentError, MlpipeError
-from mlpipe.orchestration.launcher import NodeResult
+from mlpipe.orchestration.launcher import SKIPPED, NodeResult
 
 
 @dataclass
@@ -38,8 +38,11 @@ class RunError(MlpipeError):
         lines += [f"  {e}" for e in result.failed.values()]
         if result.not_run:
             lines.append(f"  not run: {', '.join(result.not_run)}")
-        done = [n for n in result.results]
+        skipped = [n for n, r in result.results.items() if r.state == SKIPPED]
+        done = [n for n in result.results if n not in skipped]
         if done:
             lines.append(f"  succeeded: {', '.join(done)} (their results are cached)")
+        if skipped:
+            lines.append(f"  skipped: {', '.join(skipped)} (a Cond did not hold)")
         lines.append(f"  fix the cause, then rerun: {resume_hint}")
         super().__init__("\n".join(lines))

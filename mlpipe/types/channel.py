@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from mlpipe.types.artifact import Artifact
 
 if TYPE_CHECKING:
-    from mlpipe.dsl.component import BaseNode
+    from mlpipe.dsl.component import Component
+    from mlpipe.dsl.condition import ArtifactListPlaceholder
 
 
 @dataclass(frozen=True, eq=False)
@@ -20,12 +21,19 @@ class Channel:
     """
 
     type: type[Artifact]
-    producer: BaseNode
+    producer: Component
     key: str
 
     @property
     def producer_id(self) -> str:
         return self.producer.id
+
+    def future(self) -> ArtifactListPlaceholder:
+        """The artifacts this channel will carry when the pipeline runs, for ``Cond`` predicates
+        (TFX's spelling): ``channel.future()[0].value == 1``."""
+        from mlpipe.dsl.condition import ArtifactListPlaceholder
+
+        return ArtifactListPlaceholder(self)
 
     def __repr__(self) -> str:
         return f"Channel({self.type.TYPE_NAME} from {self.producer.id}.outputs['{self.key}'])"

@@ -28,6 +28,7 @@ from mlpipe.visualize.dag_layout import (
 STATE_COLOURS = {
     "COMPLETE": ("#c8e6c9", "#2e7d32"),
     "CACHED": ("#b2ebf2", "#00838f"),
+    "SKIPPED": ("#f5f5f5", "#616161"),  # a Cond did not hold: decided, unlike "not run"
     "FAILED": ("#ffcdd2", "#c62828"),
     "RUNNING": ("#fff59d", "#f9a825"),
 }

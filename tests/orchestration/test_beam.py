@@ -48,3 +48,20 @@ def test_beam_failure_reports_the_node_and_what_did_not_run(tmp_path):
     assert "node 'apply_module' failed: RuntimeError: boom" in str(result.failed["apply_module"])
     assert set(result.results) == {"ingest", "scale"}
     assert result.not_run == ["summarize"]
+
+
+@pytest.mark.e2e
+def test_a_node_with_several_upstream_nodes_runs_after_all_of_them(tmp_path):
+    """Fan-in: report reads measure and select, and select reads measure. Each upstream is its own
+    side input; one Flatten of them as a single side input left FnApiRunner with "watermark-pending
+    bundles" it never ran, and report was reported "not run"."""
+    from tests.orchestration import gated
+
+    pipeline = gated.create_pipeline(str(tmp_path / "root"), rows=5)
+    result = BeamDagRunner().run(pipeline)
+    assert {n: result.state_of(n) for n in gated.NODES} == dict.fromkeys(gated.NODES, "COMPLETE")
+    store = MetadataStore(pipeline.metadata)
+    order = [e.node_id for e in run_executions(store, result.run_id)]
+    assert order.index("report") > order.index("select") > order.index("measure")
+    (summary,) = result.results["report"].outputs["summary"]
+    assert open(f"{summary.uri}/value").read() == "5 rows, selected"

@@ -19,19 +19,6 @@ NODES = ["ingest", "scale", "apply_module", "summarize"]
 
 
 @pytest.fixture
-def calls(tmp_path, monkeypatch):
-    path = tmp_path / "calls.log"
-    monkeypatch.setenv("MLPIPE_TEST_CALLS_LOG", str(path))
-
-    def read_and_reset() -> list[str]:
-        lines = path.read_text().split() if path.exists() else []
-        path.write_text("")
-        return lines
-
-    return read_and_reset
-
-
-@pytest.fixture
 def module_file(tmp_path):
     path = tmp_path / "user_module.py"
     path.write_text("def transform(v):\n    return v + 1\n")
