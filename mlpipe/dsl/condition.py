@@ -21,8 +21,9 @@ evaluate them without the pipeline's Python objects.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from mlpipe.errors import DefinitionError
 from mlpipe.types.artifact import ValueArtifact
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from mlpipe.dsl.component import Component
 
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
-READS = ("value", "property", "custom_property")
 LITERALS = (bool, int, float, str)  # what a predicate compares with
 
 
@@ -100,7 +100,7 @@ class ArtifactValue:
 
     channel: Channel
     index: int
-    read: str  # one of READS
+    read: Literal["value", "property", "custom_property"]
     name: str | None = None  # the property's name
 
     def to_ir(self) -> dict[str, Any]:
@@ -234,6 +234,23 @@ def describe(ir: dict[str, Any]) -> str:
         return f"~({describe(ir['args'][0])})"
     joiner = " & " if op == "and" else " | "
     return joiner.join(f"({describe(arg)})" for arg in ir["args"])
+
+
+def producers_read(conditions: Iterable[dict[str, Any]]) -> list[str]:
+    """The ids of the nodes whose outputs these predicates (in their JSON form) read."""
+    found: list[str] = []
+
+    def visit(predicate: dict[str, Any]) -> None:
+        for arg in predicate.get("args", []):
+            visit(arg)
+        for side in ("left", "right"):
+            ref = predicate.get(side, {}).get("artifact")
+            if ref and ref["producer"] not in found:
+                found.append(ref["producer"])
+
+    for predicate in conditions:
+        visit(predicate)
+    return found
 
 
 def describe_operand(ir: dict[str, Any]) -> str:

@@ -5,12 +5,13 @@ Airflow task and a Kubeflow task decide alike. The answer is a reason to skip (n
 made a predicate false) or None. A value that is not there — no artifact at that index, a property
 never set — makes its comparison unknown rather than failing the run (the first run of a pipeline
 has no blessed model), and a predicate that is unknown skips the node: "cannot hold: ... has no
-'blessed'" says so. Values that cannot be compared (a
-str with an int) are a mistake in the pipeline and fail the node.
+'blessed'" says so. Values that cannot be compared (a str with an int) are a mistake in the
+pipeline and fail the node.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -23,14 +24,9 @@ from mlpipe.types.artifact import Artifact
 from mlpipe.types.registry import resolve_type
 
 _MISSING = object()
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-}
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}  # fmt: skip
 
 ReadChannel = Callable[[str, str], list[Artifact]]
 
@@ -38,11 +34,11 @@ ReadChannel = Callable[[str, str], list[Artifact]]
 def unmet_condition(store: MetadataStore, ir: PipelineIR, node: NodeIR, run_id: str) -> str | None:
     """Why ``node`` must be skipped in run ``run_id``, or None when all its predicates hold.
 
-    Raises UpstreamSkipped when a predicate reads a node that was itself skipped in this run.
+    Raises UpstreamSkipped when a predicate reads a node whose newest outcome is a skip.
     """
     if not node.conditions:
         return None
-    return first_false(node, recorded_outputs(store, ir, run_id))
+    return first_unmet(node, recorded_outputs(store, ir, run_id))
 
 
 def recorded_outputs(store: MetadataStore, ir: PipelineIR, run_id: str) -> ReadChannel:
@@ -59,26 +55,9 @@ def recorded_outputs(store: MetadataStore, ir: PipelineIR, run_id: str) -> ReadC
     return read_channel
 
 
-def condition_producers(node: NodeIR) -> list[str]:
-    """The nodes whose outputs ``node``'s predicates read."""
-    found: list[str] = []
-
-    def visit(predicate: dict[str, Any]) -> None:
-        for arg in predicate.get("args", []):
-            visit(arg)
-        for side in ("left", "right"):
-            ref = predicate.get(side, {}).get("artifact")
-            if ref and ref["producer"] not in found:
-                found.append(ref["producer"])
-
-    for predicate in node.conditions:
-        visit(predicate)
-    return found
-
-
-def first_false(node: NodeIR, read_channel: ReadChannel) -> str | None:
-    """The skip reason for the first of ``node``'s predicates that is false, reading channels with
-    ``read_channel(producer, key)``; None when all hold."""
+def first_unmet(node: NodeIR, read_channel: ReadChannel) -> str | None:
+    """The skip reason for the first of ``node``'s predicates that is false or cannot be decided (a
+    value is missing), reading channels with ``read_channel(producer, key)``; None when all hold."""
     for predicate in node.conditions:
         holds, why = _evaluate(node, predicate, read_channel)
         if holds is None:

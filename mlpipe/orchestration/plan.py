@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mlpipe.dsl.component import Component
-from mlpipe.dsl.condition import describe
+from mlpipe.dsl.condition import describe, producers_read
 from mlpipe.dsl.pipeline import Pipeline
 from mlpipe.dsl.resolver import Resolver
 from mlpipe.errors import ComponentError, MlpipeError
@@ -26,7 +26,7 @@ from mlpipe.metadata.config import sqlite
 from mlpipe.metadata.store import NODE, MetadataStore
 from mlpipe.orchestration.cache import cache_key, cache_miss_reason, find_cached_outputs
 from mlpipe.orchestration.component_loader import load_component_class
-from mlpipe.orchestration.conditions import condition_producers, first_false, recorded_outputs
+from mlpipe.orchestration.conditions import first_unmet, recorded_outputs
 from mlpipe.orchestration.inputs import UpstreamSkipped, resolve_inputs
 from mlpipe.orchestration.launcher import output_classes, store_config
 from mlpipe.orchestration.local import compile_with_classes, select_nodes
@@ -107,7 +107,7 @@ def _plan_node(
         skip = _skip_reason(store, ir, node, cls, optional, planned)
         if skip is not None:
             return PlannedNode(node.id, SKIP, skip), SKIPPED
-        undecided = [p for p in condition_producers(node) if planned.get(p) == NEW]
+        undecided = [p for p in producers_read(node.conditions) if planned.get(p) == NEW]
         if undecided:  # the predicate reads outputs that do not exist yet: the run decides
             step, outputs = _plan_unconditioned(store, ir, node, cls, optional, planned, use_cache)
             when = " & ".join(f"({describe(p)})" for p in node.conditions)
@@ -126,7 +126,7 @@ def _skip_reason(
 ) -> str | None:  # fmt: skip
     """Why the run would skip ``node``: a predicate false on outputs known now, or a required input
     from a node the plan skips; None otherwise."""
-    if node.conditions and not any(planned.get(p) == NEW for p in condition_producers(node)):
+    if node.conditions and not any(planned.get(p) == NEW for p in producers_read(node.conditions)):
         recorded = recorded_outputs(store, ir, run_id="")
 
         def read_channel(producer: str, key: str) -> list[Artifact]:
@@ -136,7 +136,7 @@ def _skip_reason(
             return outputs.get(key, []) if isinstance(outputs, dict) else recorded(producer, key)
 
         try:
-            reason = first_false(node, read_channel)
+            reason = first_unmet(node, read_channel)
         except UpstreamSkipped as e:
             return str(e)
         if reason is not None:
