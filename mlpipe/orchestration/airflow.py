@@ -17,6 +17,13 @@ Each task is a ``BashOperator`` running that command, rather than ``@task.extern
   and run by hand to reproduce a task;
 - nothing of Airflow runs in mlpipe's interpreter, and nothing of mlpipe in Airflow's.
 
+A node that mlpipe skips (a false ``Cond``, or a required input from a skipped node) exits with
+BashOperator's ``skip_on_exit_code`` (99), so Airflow shows the task as skipped. Every task has
+the trigger rule ``none_failed``: Airflow's default (``all_success``) would skip a task as soon as
+one upstream task was skipped, without asking mlpipe, yet a node whose input from the skipped node
+is optional must run, with that input empty. So a task waits for its upstream tasks to succeed or
+be skipped, and mlpipe decides whether its node runs.
+
 All tasks of one DAG run share one mlpipe run: its id is Airflow's ``run_id``
 (``manual__2026-01-01T00:00:00+00:00``) with characters other than letters, digits, ``_.-``
 replaced, so a retried task rejoins its run and a new DAG run reuses unchanged results from
@@ -60,6 +67,9 @@ from airflow.sdk import dag
 MLPIPE_PYTHON = $python_literal
 PIPELINE_IR = $ir_expression
 
+# exit code of a node that mlpipe skipped: BashOperator marks the task skipped
+SKIPPED_EXIT_CODE = 99
+
 # node id -> the nodes it waits for, in the compiled pipeline's order
 UPSTREAM = {
 $upstream}
@@ -73,7 +83,8 @@ def mlpipe_run_id(airflow_run_id: str) -> str:
 def node_command(node_id: str) -> str:
     """The command running one node; the run id is filled in when the task runs."""
     args = [MLPIPE_PYTHON, "-m", "mlpipe.orchestration.entrypoint", "--ir", str(PIPELINE_IR)]
-    return shlex.join([*args, "--node", node_id]) + " --run-id {{ run_id | mlpipe_run_id }}"
+    args += ["--node", node_id, "--skipped-exit-code", str(SKIPPED_EXIT_CODE)]
+    return shlex.join(args) + " --run-id {{ run_id | mlpipe_run_id }}"
 
 
 @dag(
@@ -89,7 +100,12 @@ def node_command(node_id: str) -> str:
 def pipeline():
     tasks = {}
     for node_id, upstream in UPSTREAM.items():  # upstream nodes come first
-        tasks[node_id] = BashOperator(task_id=node_id, bash_command=node_command(node_id))
+        tasks[node_id] = BashOperator(
+            task_id=node_id,
+            bash_command=node_command(node_id),
+            skip_on_exit_code=SKIPPED_EXIT_CODE,
+            trigger_rule="none_failed",  # mlpipe decides whether a node after a skipped one runs
+        )
         for upstream_id in upstream:
             tasks[upstream_id] >> tasks[node_id]
 

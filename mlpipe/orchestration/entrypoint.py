@@ -4,7 +4,10 @@
 
 The metadata store comes from the IR, overridden by ``MLPIPE_METADATA`` /
 ``MLPIPE_MYSQL_PASSWORD`` so a cluster can point every task at a shared MySQL. Exit code 0 on
-success, 1 when the node failed (its error printed, so it lands in the engine's task log).
+success, 1 when the node failed (its error printed, so it lands in the engine's task log). A node
+that mlpipe skipped (a false ``Cond``, or a required input from a skipped node) exits 0 too, unless
+``--skipped-exit-code`` names the code by which the engine marks a task skipped (Airflow's
+BashOperator: 99); Kubeflow has no such code, so there it stays a succeeded task.
 """
 
 from __future__ import annotations
@@ -21,10 +24,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node", required=True, help="node id to run")
     parser.add_argument("--run-id", required=True, help="the pipeline run this execution belongs to")
     parser.add_argument("--no-cache", action="store_true", help="execute even if a cached result exists")
+    parser.add_argument(
+        "--skipped-exit-code",
+        type=int,
+        default=0,
+        metavar="CODE",
+        help="exit code when the node is skipped (default 0; Airflow's BashOperator skips on 99)",
+    )
 
 
 def run_node(args: argparse.Namespace) -> int:
-    from mlpipe.orchestration.launcher import launch_node, open_store
+    from mlpipe.orchestration.launcher import SKIPPED, launch_node, open_store
     from mlpipe.process_exit import freeze_heap_at_exit
 
     freeze_heap_at_exit()  # the task's process ends with the node
@@ -44,7 +54,7 @@ def run_node(args: argparse.Namespace) -> int:
     outputs = ", ".join(f"{k}={a.uri}" for k, arts in result.outputs.items() for a in arts)
     why = f"; {result.why}" if result.why else ""  # the task log says why it executed or was skipped
     print(f"mlpipe: node {result.node_id} {result.state} (execution {result.execution_id}{why}) {outputs}")
-    return 0
+    return args.skipped_exit_code if result.state == SKIPPED else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from mlpipe.metadata.config import mysql
 from mlpipe.metadata.queries import list_runs, run_executions
 from mlpipe.metadata.store import MetadataStore
 from mlpipe.orchestration.airflow import AirflowDagRunner, compile_for_airflow
-from tests.orchestration import four_nodes
+from tests.orchestration import four_nodes, gated
 from tests.support.airflow_env import AirflowHome, ensure_airflow_venv, migrated_airflow_home
 
 NODES = ["ingest", "scale", "apply_module", "summarize"]
@@ -102,6 +102,36 @@ def test_failing_node_fails_its_task_with_the_error_in_the_task_log(airflow_home
         ("scale", "COMPLETE"),
         ("apply_module", "FAILED"),
     ]
+
+
+@pytest.mark.e2e
+def test_nodes_mlpipe_skips_are_skipped_tasks_and_an_optional_consumer_still_runs(airflow_home, tmp_path):
+    # measure writes n=1: select's Cond (n >= 3) is false, total needs select's examples,
+    # report reads them only optionally
+    pipeline = gated.create_pipeline(str(tmp_path / "root"), rows=1, name="gated_airflow")
+    dag_id = AirflowDagRunner().compile(pipeline, airflow_home.dags / "gated_airflow.py")
+    calls = tmp_path / "calls.log"
+
+    result = airflow_home.dags_test(dag_id, "2026-01-01", MLPIPE_TEST_CALLS_LOG=str(calls))
+    assert result.returncode == 0 and "state=success" in result.stdout, result.stdout[-3000:]
+    run_id = _airflow_run_id(result.stdout)
+    assert airflow_home.task_states(dag_id, run_id) == {
+        "measure": "success", "select": "skipped", "total": "skipped", "report": "success"
+    }  # fmt: skip
+    assert calls.read_text().split() == ["measure", "report"]
+    for node in ("select", "total"):  # total is in select's Cond block too
+        skipped = rf"mlpipe: node {node} SKIPPED \(execution \d+; condition measure\.outputs\['n'\]"
+        assert re.search(skipped, result.stdout), result.stdout[-3000:]
+    store = MetadataStore(pipeline.metadata)
+    try:
+        executions = run_executions(store, re.sub(r"[^A-Za-z0-9_.-]", "-", run_id))
+    finally:
+        store.close()
+    assert {e.node_id: e.state for e in executions} == {
+        "measure": "COMPLETE", "select": "SKIPPED", "total": "SKIPPED", "report": "COMPLETE"
+    }  # fmt: skip
+    (summary,) = next(e for e in executions if e.node_id == "report").outputs["summary"]
+    assert (Path(summary.uri) / "value").read_text() == "1 rows, none selected"
 
 
 def test_dag_file_needs_only_airflow_and_carries_the_runner_options(tmp_path, monkeypatch):

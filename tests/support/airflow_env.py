@@ -13,9 +13,11 @@ import hashlib
 import logging
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +92,14 @@ class AirflowHome:
             text=True,
             timeout=300,
         )
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        """Each task's state in one DAG run, as Airflow recorded it (its SQLite metadata database)."""
+        with closing(sqlite3.connect(Path(self.env["AIRFLOW_HOME"]) / "airflow.db")) as db:
+            rows = db.execute(
+                "SELECT task_id, state FROM task_instance WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+            ).fetchall()
+        return dict(rows)
 
     def start_dags_test(self, dag_id: str, logical_date: str, log: Path, **env: str) -> subprocess.Popen:
         """Start one DAG run in the background; its output (with the task logs) goes to ``log``."""
