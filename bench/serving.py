@@ -6,8 +6,11 @@ preprocessing and runs a wide-and-deep network. For each model, in one run:
 
 - ``floor``: the SavedModel signature called in this process (p50/p99 of one example, calls/s);
 - for REST and gRPC, batching off and on: one client (p50/p99 ms, requests/s) and 32 concurrent
-  clients (requests/s, p50/p99). Clients run in a separate process and send pre-encoded requests
-  (REST over raw keep-alive sockets), so the numbers are the server's, not a client library's;
+  clients (requests/s, p50/p99). Clients run in a separate process and send pre-encoded requests,
+  REST over raw keep-alive sockets and gRPC as hand-framed HTTP/2 (``http2_grpc_client.py``), so
+  the numbers are the server's, not a client library's. ``--grpc-client grpcio`` uses grpcio's
+  client instead (the blocking stub for one client, ``grpc.aio`` for 32), which adds its own
+  per-call latency and CPU on the server's 2 cores;
 - ``batching_timeout_sweep``: 32 concurrent clients again at further batch timeouts. With batching,
   ``rows_per_batch`` (read from the server's metrics) shows whether batches fill: a timeout shorter
   than the time the server needs to take in the 32 requests closes batches early;
@@ -175,12 +178,13 @@ def measure_floor(export_dir: str, serialized: bytes, seconds: float) -> dict[st
 
 
 def run_clients(
-    protocol: str, address: str, payload: bytes, concurrency: int, requests: int
+    protocol: str, address: str, payload: bytes, concurrency: int, requests: int, grpc_client: str
 ) -> dict[str, float]:
     """Load from a separate process (so client work does not share the server's interpreter)."""
     spec = json.dumps(
         {
             "protocol": protocol,
+            "grpc_client": grpc_client,
             "address": address,
             "payload": base64.b64encode(payload).decode("ascii"),
             "concurrency": concurrency,
@@ -201,11 +205,14 @@ def run_clients(
 def load_client(spec: dict) -> dict[str, float]:
     """Send ``requests`` pre-encoded requests, ``concurrency`` at a time; latency per request.
 
-    REST: one thread per client over a raw keep-alive socket. gRPC: see :func:`_grpc_load`.
+    REST: one thread per client over a raw keep-alive socket. gRPC: all calls on one connection,
+    see :func:`_http2_grpc_load`, or grpcio's client (:func:`_grpc_load`, the blocking stub).
     """
     payload = base64.b64decode(spec["payload"])
     concurrency, total = spec["concurrency"], spec["requests"]
     host, port = spec["address"].rsplit(":", 1)
+    if spec["protocol"] == "grpc" and spec["grpc_client"] == "http2":
+        return _http2_grpc_load(spec["address"], payload, concurrency, total)
     if spec["protocol"] == "grpc" and concurrency > 1:
         return _grpc_load(spec["address"], payload, concurrency, total)
     if spec["protocol"] == "grpc":  # one client: the blocking stub, as a user calls the server
@@ -284,6 +291,21 @@ def _threaded_load(make_call, concurrency: int, total: int) -> dict[str, float]:
     return summary
 
 
+def _http2_grpc_load(address: str, payload: bytes, concurrency: int, total: int) -> dict[str, float]:
+    """``concurrency`` calls in flight on one HTTP/2 connection, after 20 warm-up calls per client."""
+    from http2_grpc_client import Http2GrpcConnection, run_calls
+
+    connection = Http2GrpcConnection(address, PREDICT_PATH, payload)
+    try:
+        _, warmup_errors, _ = run_calls(connection, concurrency, 20 * concurrency)
+        latencies, errors, elapsed = run_calls(connection, concurrency, total // concurrency * concurrency)
+    finally:
+        connection.close()
+    summary = _summary(latencies, elapsed)
+    summary["errors"] = warmup_errors + errors
+    return summary
+
+
 def _grpc_load(address: str, payload: bytes, concurrency: int, total: int) -> dict[str, float]:
     """``concurrency`` calls in flight on one channel from one event loop (grpc.aio).
 
@@ -321,7 +343,9 @@ def _grpc_load(address: str, payload: bytes, concurrency: int, total: int) -> di
     return asyncio.run(main())
 
 
-def measure_grpc_empty_handler(request: bytes, response: bytes, concurrency: int, requests: int) -> dict:
+def measure_grpc_empty_handler(
+    request: bytes, response: bytes, concurrency: int, requests: int, grpc_client: str
+) -> dict:
     """Requests/s of a ``grpc.aio`` server whose Predict returns a fixed response: no parsing, no model.
 
     The most a Python gRPC front end answers on this machine with the same client, so the gRPC
@@ -347,7 +371,7 @@ def measure_grpc_empty_handler(request: bytes, response: bytes, concurrency: int
     try:
         server, port = loop.run(start())
         try:
-            return run_clients("grpc", f"127.0.0.1:{port}", request, concurrency, requests)
+            return run_clients("grpc", f"127.0.0.1:{port}", request, concurrency, requests, grpc_client)
         finally:
             loop.run(server.stop(0))
     finally:
@@ -416,10 +440,16 @@ def measure_model(
         with ModelServer(ServedModel("taxi", base), batching=params) as server:
             for protocol, address in (("rest", server.rest_address), ("grpc", server.grpc_address)):
                 result[mode][protocol] = {
-                    "single": run_clients(protocol, address, bodies[protocol], 1, single),
+                    "single": run_clients(protocol, address, bodies[protocol], 1, single, args.grpc_client),
                     "concurrent": run_batched_clients(
-                        server, protocol, address, bodies[protocol], args.concurrency, concurrent
-                    ),
+                        server,
+                        protocol,
+                        address,
+                        bodies[protocol],
+                        args.concurrency,
+                        concurrent,
+                        args.grpc_client,
+                    ),  # fmt: skip
                 }
     sweep = {}
     for timeout in args.sweep_timeouts_micros:
@@ -427,7 +457,13 @@ def measure_model(
         with ModelServer(ServedModel("taxi", base), batching=params) as server:
             runs = {
                 protocol: run_batched_clients(
-                    server, protocol, address, bodies[protocol], args.concurrency, concurrent
+                    server,
+                    protocol,
+                    address,
+                    bodies[protocol],
+                    args.concurrency,
+                    concurrent,
+                    args.grpc_client,
                 )
                 for protocol, address in (("rest", server.rest_address), ("grpc", server.grpc_address))
             }
@@ -444,7 +480,7 @@ def measure_model(
     response.model_spec.name = "taxi"
     response.outputs["output_0"].CopyFrom(tf.make_tensor_proto([[0.5]], dtype=tf.float32))
     empty = measure_grpc_empty_handler(
-        bodies["grpc"], response.SerializeToString(), args.concurrency, concurrent
+        bodies["grpc"], response.SerializeToString(), args.concurrency, concurrent, args.grpc_client
     )
     result["grpc_empty_handler"] = {
         "concurrent": empty,
@@ -464,13 +500,14 @@ def _speedup(batching: dict, no_batching: dict) -> float:
 
 
 def run_batched_clients(
-    server: ModelServer, protocol: str, address: str, payload: bytes, concurrency: int, requests: int
-) -> dict:
+    server: ModelServer, protocol: str, address: str, payload: bytes, concurrency: int, requests: int,
+    grpc_client: str,
+) -> dict:  # fmt: skip
     """:func:`run_clients`, plus (batching on) the mean rows per model call from the server's metrics."""
     if server.batching is None:
-        return run_clients(protocol, address, payload, concurrency, requests)
+        return run_clients(protocol, address, payload, concurrency, requests, grpc_client)
     before = _batching_totals(server.rest_address)
-    run = run_clients(protocol, address, payload, concurrency, requests)
+    run = run_clients(protocol, address, payload, concurrency, requests, grpc_client)
     after = _batching_totals(server.rest_address)
     batches = after[0] - before[0]
     run["rows_per_batch"] = round((after[1] - before[1]) / batches, 1) if batches else None
@@ -511,6 +548,12 @@ def main() -> None:
     parser.add_argument(
         "--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS)
     )
+    parser.add_argument(
+        "--grpc-client",
+        choices=("http2", "grpcio"),
+        default="http2",
+        help="gRPC load generator: hand-framed HTTP/2 (default; the server's cost) or grpcio's client",
+    )
     parser.add_argument("--load-client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.max_batch_size = args.max_batch_size or args.concurrency
@@ -533,6 +576,7 @@ def main() -> None:
         "num_batch_threads": args.num_batch_threads,
         "swept_timeouts_micros": args.sweep_timeouts_micros,
     }
+    result["grpc_client"] = args.grpc_client
     result["goals_met"] = {
         "overhead_p50_under_2ms": all(v < 2.0 for m in chosen for v in result[m]["overhead_p50_ms"].values()),
         "batching_speedup_at_least_3x": {
