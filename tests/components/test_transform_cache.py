@@ -2,7 +2,9 @@
 
 The data is a few hundred generated rows per span in CSV; CsvExampleGen gives every span its own
 split (the unit of reuse), beside a fixed ``eval`` split, and ImportSchemaGen a written schema. The
-cache of the previous run comes from ``Resolver(strategy="latest_artifact")``. Runs, in order:
+cache of the previous run comes from ``Resolver(strategy="latest_artifact")``, or, to hand over one
+given run's cache, from that (cached) node's ``updated_analyzer_cache``. These splits are small, so
+Transform analyzes and transforms them in this process unless a run says otherwise. Runs, in order:
 
 1. span 1, cache wired (none found yet): writes the first cache;
 2. spans 1+2, cache wired: another Examples artifact, whose span-1 split has the same records;
@@ -10,10 +12,14 @@ cache of the previous run comes from ``Resolver(strategy="latest_artifact")``. R
 4. run 2 again: Transform stays cached although the resolver now hands it run 3's cache;
 5. spans 1+2, another preprocessing_fn, cache wired (resolves run 3's cache);
 6. spans 1+2, that other preprocessing_fn, without a cache: the reference for 5;
-7. spans 1+2 without a cache, transformed by Beam (``beam_threshold_rows=0``): the reference
-   (run 3) transformed these small splits in process, and both ways must write the same examples;
+7. spans 1+2 without a cache, analyzed and transformed by Beam (``beam_threshold_rows=0``): the
+   reference (run 3) did both in this process, and both ways must write the same examples;
 8. spans 1+2 without a cache, traced in ``tf.compat.v1`` (``force_tf_compat_v1``): a TF1 graph
-   that must transform as the reference's TF2 graph does.
+   that must transform as the reference's TF2 graph does (analyzed by Beam);
+9. spans 1+2 without a cache, a preprocessing_fn with an analyzer the in-process analysis lacks
+   (a vocabulary ordered by mutual information): analyzed by Beam, transformed here;
+10. spans 1+2, handed run 7's cache (written by Beam), analyzed in this process;
+11. spans 1+2, handed run 3's cache (written in this process), analyzed by Beam.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -61,6 +68,17 @@ def preprocessing_fn(inputs):
     }
 """
 
+# MAIN's analyzers, plus a vocabulary of cat ordered by its mutual information with n >= 50.
+UNSUPPORTED_MODULE = MAIN_MODULE.replace(
+    "import tensorflow_transform as tft", "import tensorflow as tf\nimport tensorflow_transform as tft"
+).replace(
+    "    }",
+    """        "cat_by_label": tft.compute_and_apply_vocabulary(
+            inputs["cat"], labels=tf.cast(inputs["n"] >= 50, tf.int64), vocab_filename="cat_by_label"
+        ),
+    }""",
+)
+
 SCHEMA = """
 feature { name: "x" type: FLOAT presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
 feature { name: "cat" type: BYTES presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
@@ -81,8 +99,11 @@ def _write_csv(path: Path, seed: int, rows: int, categories: list[str], scale: f
 
 
 def _pipeline(
-    work: Path, spans: list[int], module: str, cached: bool, node_id: str, **transform_args: int
-) -> Pipeline:
+    work: Path, spans: list[int], module: str, cached: bool, node_id: str, cache_from: tuple | None = None,
+    **transform_args: int,
+) -> Pipeline:  # fmt: skip
+    """ExampleGen, schema and a Transform ``node_id``; ``cached`` wires the latest analyzer cache,
+    ``cache_from=(node id, module, args)`` the cache of that Transform (rerun, so cached)."""
     span_splits = [f"span{s}" for s in spans]
     gen = CsvExampleGen(
         input_base=str(work / "data"),
@@ -100,14 +121,22 @@ def _pipeline(
         )
         nodes.append(resolver)
         cache_input["analyzer_cache"] = resolver.outputs["analyzer_cache"]
-    transform = Transform(
-        examples=gen.outputs["examples"],
-        schema=schema.outputs["schema"],
-        module_file=str(work / module),
-        splits_config={"analyze": span_splits, "transform": [*span_splits, "eval"]},
-        **cache_input,
-        **transform_args,
-    ).with_id(node_id)
+
+    def transform_node(node_id: str, module: str, **args: Any) -> Transform:
+        return Transform(
+            examples=gen.outputs["examples"],
+            schema=schema.outputs["schema"],
+            module_file=str(work / module),
+            splits_config={"analyze": span_splits, "transform": [*span_splits, "eval"]},
+            **args,
+        ).with_id(node_id)
+
+    if cache_from is not None:
+        source_id, source_module, source_args = cache_from
+        source = transform_node(source_id, source_module, **source_args)
+        nodes.append(source)
+        cache_input["analyzer_cache"] = source.outputs["updated_analyzer_cache"]
+    transform = transform_node(node_id, module, **cache_input, **transform_args)
     return Pipeline(
         "transform_cache", work / "root", [*nodes, transform], metadata=sqlite(work / "metadata.sqlite")
     )
@@ -115,7 +144,7 @@ def _pipeline(
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The six runs of the module docstring: name -> (Transform's NodeResult, the run's RunResult)."""
+    """The runs of the module docstring: name -> (Transform's NodeResult, the run's RunResult)."""
     work = tmp_path_factory.mktemp("transform_cache")
     _write_csv(work / "data" / "span-1" / "data.csv", 1, ROWS_PER_SPAN, ["a", "b", "c", "d"], 1.0)
     # span 2 brings a new category and larger x, so analyzing it changes every analyzer's result
@@ -124,6 +153,8 @@ def runs(tmp_path_factory):
     (work / "schema.pbtxt").write_text(SCHEMA)
     (work / "main_module.py").write_text(MAIN_MODULE)
     (work / "other_module.py").write_text(OTHER_MODULE)
+    (work / "unsupported_module.py").write_text(UNSUPPORTED_MODULE)
+    beam = {"beam_threshold_rows": 0}
     plan = {
         "first": ([1], "main_module.py", True, "Transform"),
         "grown": ([1, 2], "main_module.py", True, "Transform"),
@@ -131,9 +162,18 @@ def runs(tmp_path_factory):
         "rerun": ([1, 2], "main_module.py", True, "Transform"),
         "other": ([1, 2], "other_module.py", True, "OtherTransform"),
         "other_reference": ([1, 2], "other_module.py", False, "OtherReference"),
-        "with_beam": ([1, 2], "main_module.py", False, "BeamTransform", {"beam_threshold_rows": 0}),
+        "with_beam": ([1, 2], "main_module.py", False, "BeamTransform", beam),
         "compat_v1": ([1, 2], "main_module.py", False, "V1Transform", {"force_tf_compat_v1": True}),
-    }
+        "unsupported": ([1, 2], "unsupported_module.py", False, "UnsupportedTransform"),
+        "reads_beam_cache": (
+            [1, 2], "main_module.py", False, "ReadsBeamCache",
+            {"cache_from": ("BeamTransform", "main_module.py", beam)},
+        ),
+        "beam_reads_cache": (
+            [1, 2], "main_module.py", False, "BeamReadsCache",
+            {"cache_from": ("ReferenceTransform", "main_module.py", {}), **beam},
+        ),
+    }  # fmt: skip
     found = {}
     for name, (spans, module, cached, node_id, *args) in plan.items():
         pipeline = _pipeline(work, spans, module, cached, node_id, **(args[0] if args else {}))
@@ -177,11 +217,15 @@ def _transformed_rows(runs, name: str, split: str) -> dict[str, np.ndarray]:
     return {key: np.array(values) for key, values in columns.items()}
 
 
-def _assert_same_transform(runs, name: str, reference: str) -> None:
+def _log(runs, name: str) -> str:
+    return Path(runs[name][0].log_path).read_text()
+
+
+def _assert_same_transform(runs, name: str, reference: str, extra_features: frozenset = frozenset()) -> None:
     assert _graph(runs, name).vocabulary_by_name("cat") == _graph(runs, reference).vocabulary_by_name("cat")
     for split in ("span1", "span2", "eval"):
         got, want = _transformed_rows(runs, name, split), _transformed_rows(runs, reference, split)
-        assert set(got) == set(want) == {"x_z", "cat_id", "n_bucket"}
+        assert set(got) - extra_features == set(want) == {"x_z", "cat_id", "n_bucket"}
         assert len(got["x_z"]) == (100 if split == "eval" else ROWS_PER_SPAN)
         np.testing.assert_allclose(got["x_z"], want["x_z"], rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(got["cat_id"], want["cat_id"])
@@ -251,13 +295,24 @@ def test_cache_of_another_preprocessing_fn_reuses_only_unchanged_analyzers(runs)
 
 
 @pytest.mark.e2e
-def test_small_splits_transformed_in_process_equal_beams_output(runs):
-    def log(name: str) -> str:
-        return Path(runs[name][0].log_path).read_text()
-
-    assert "transforming ['span1', 'span2', 'eval'] in this process" in log("reference")
-    assert "transforming ['span1', 'span2', 'eval'] with Beam" in log("with_beam")
-    _assert_same_transform(runs, "with_beam", "reference")
+def test_small_splits_analyzed_and_transformed_in_process_equal_beams_output(runs):
+    assert (
+        "analyzing ['span1', 'span2'] in this process, transforming ['span1', 'span2', 'eval'] in this process"
+        in _log(runs, "reference")
+    )
+    assert (
+        "analyzing ['span1', 'span2'] with Beam, transforming ['span1', 'span2', 'eval'] with Beam"
+        in _log(runs, "with_beam")
+    )
+    _assert_same_transform(runs, "reference", "with_beam")
+    # the transform graphs agree on what they say of their outputs, deferred values included
+    schema = _graph(runs, "reference").transformed_metadata.schema
+    assert schema == _graph(runs, "with_beam").transformed_metadata.schema
+    assert {f.name: f.int_domain.max for f in schema.feature if f.HasField("int_domain")} == {
+        "cat_id": 5,  # six categories
+        "n_bucket": 3,  # four buckets
+    }
+    assert _took(runs, "reference")["encoded"] == _took(runs, "with_beam")["encoded"]
     for name in ("reference", "with_beam"):
         examples = runs[name][0].outputs["transformed_examples"][0]
         assert os.listdir(examples.split_uri("eval")) == ["transformed_examples-00000-of-00001.gz"]
@@ -282,3 +337,42 @@ def test_tf_compat_v1_graph_transforms_as_the_tf2_graph(runs):
     want = _transformed_rows(runs, "reference", "eval")
     np.testing.assert_allclose(transformed["x_z"].numpy().reshape(-1), want["x_z"], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(transformed["cat_id"].numpy().reshape(-1), want["cat_id"])
+
+
+@pytest.mark.e2e
+def test_analyzer_without_in_process_implementation_falls_back_to_beam(runs):
+    log = _log(runs, "unsupported")
+    assert (
+        "analyzing ['span1', 'span2'] with Beam (no in-process implementation of TFT's "
+        "VocabularyAccumulate ordered by MUTUAL_INFORMATION, VocabularyMerge ordered by MUTUAL_INFORMATION), "
+        "transforming ['span1', 'span2', 'eval'] in this process"
+    ) in log
+    # MAIN's analyzers as the in-process reference computed them, plus the new vocabulary
+    _assert_same_transform(runs, "unsupported", "reference", extra_features=frozenset({"cat_by_label"}))
+    graph = _graph(runs, "unsupported")
+    assert sorted(graph.vocabulary_by_name("cat_by_label")) == [b"a", b"b", b"c", b"d", b"e", b"f"]
+    ids = _transformed_rows(runs, "unsupported", "eval")["cat_by_label"]
+    assert len(ids) == 100 and set(ids) <= set(range(6))
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("name", "source", "source_name", "where"),
+    [
+        ("reads_beam_cache", "BeamTransform", "with_beam", "in this process"),
+        ("beam_reads_cache", "ReferenceTransform", "reference", "with Beam"),
+    ],
+)
+def test_cache_written_one_way_is_read_the_other(runs, name, source, source_name, where):
+    """Beam's and the in-process analysis share TFT's cache format and entry keys."""
+    handed = runs[name][1].results[source]
+    assert handed.state == "CACHED"
+    assert handed.outputs["updated_analyzer_cache"][0].id == _cache(runs, source_name).id
+    assert f"analyzing ['span1', 'span2'] {where}" in _log(runs, name)
+    took = _took(runs, name)
+    # every accumulator came from the other way's cache: no split was read for analysis
+    assert (took["analyzed"], took["cached"]) == ([], ["span1", "span2"])
+    assert (took["decoded"], took["encoded"]) == (_took(runs, source_name)["encoded"], 0)
+    _assert_same_transform(runs, name, "reference")
+    # the updated cache carries the same entries on
+    assert sorted(os.listdir(_cache(runs, name).uri)) == sorted(os.listdir(_cache(runs, source_name).uri))
