@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -66,6 +67,10 @@ from mlpipe.types.standard import Examples, Schema, TransformCache, TransformGra
 
 TRANSFORMED_EXAMPLES_PREFIX = "transformed_examples"
 _METRICS = "mlpipe.Transform"
+# TFT traces a preprocessing_fn with process-wide state (the tracker of the objects it creates,
+# asserted empty when tracing starts), and the local and Beam runners run independent nodes in
+# threads of one process: two Transform nodes analyzing at once fail. So they take turns.
+_TFT_TRACING = threading.Lock()
 
 
 class Transform(Component):
@@ -155,18 +160,19 @@ class Transform(Component):
         graph = ctx.outputs["transform_graph"]
         transformed = ctx.outputs["transformed_examples"]
         cache = ctx.outputs["updated_analyzer_cache"]
-        result = _analyze_and_transform(
-            ctx,
-            preprocessing_fn,
-            examples,
-            analyze,
-            transform,
-            read_schema(os.path.join(schema_artifact.uri, "schema.pbtxt")),
-            graph.uri,
-            transformed,
-            previous_cache.uri if previous_cache else None,
-            cache.uri,
-        )
+        with _TFT_TRACING:
+            result = _analyze_and_transform(
+                ctx,
+                preprocessing_fn,
+                examples,
+                analyze,
+                transform,
+                read_schema(os.path.join(schema_artifact.uri, "schema.pbtxt")),
+                graph.uri,
+                transformed,
+                previous_cache.uri if previous_cache else None,
+                cache.uri,
+            )
         transformed.split_names = transform
         for name in ("span", "version"):
             if examples.get_property(name) is not None:
@@ -261,8 +267,13 @@ def _analyze_and_transform(
     )
     splits = _SplitData(schema, representations, split_dirs)
     analysis_only = set(analyze) - set(transform)
+    # No deep-copy optimization: TFT 1.16's deep_copy builds AppliedPTransforms the way older Beam
+    # did, and with Beam 2.72 every preprocessing_fn of two or more analysis phases failed in Beam
+    # ("AppliedPTransform.__init__() missing ... 'environment_id'"). Without it the runner keeps
+    # the read input for the later phases instead of reading it again per phase: more memory or
+    # shuffle I/O on large data, where the optimization had never worked here.
     with tft_beam.Context(
-        temp_dir=ctx.tmp_dir, use_deep_copy_optimization=True, force_tf_compat_v1=tf_compat_v1
+        temp_dir=ctx.tmp_dir, use_deep_copy_optimization=False, force_tf_compat_v1=tf_compat_v1
     ):
         keys = {
             split: _dataset_key(

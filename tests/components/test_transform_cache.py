@@ -376,3 +376,68 @@ def test_cache_written_one_way_is_read_the_other(runs, name, source, source_name
     _assert_same_transform(runs, name, "reference")
     # the updated cache carries the same entries on
     assert sorted(os.listdir(_cache(runs, name).uri)) == sorted(os.listdir(_cache(runs, source_name).uri))
+
+
+# Phase 1 reads phase 0's mean: x is centred before its z-score is analyzed.
+TWO_PHASE_MODULE = """
+import tensorflow_transform as tft
+
+def preprocessing_fn(inputs):
+    centred = inputs["x"] - tft.mean(inputs["x"])
+    return {
+        "x_z": tft.scale_to_z_score(centred),
+        "x_centred_bucket": tft.bucketize(centred, num_buckets=4),
+        "cat_id": tft.compute_and_apply_vocabulary(inputs["cat"], vocab_filename="cat"),
+    }
+"""
+
+
+@pytest.mark.e2e
+def test_two_phase_analysis_on_beam_and_here_at_once(tmp_path):
+    """Two Transforms of a two-phase ``preprocessing_fn`` in one run, side by side (two node
+    threads of one process): one analyzes in this process, one in Beam, and they agree."""
+    _write_csv(tmp_path / "data" / "span-1" / "data.csv", 1, ROWS_PER_SPAN, ["a", "b", "c"], 1.0)
+    _write_csv(tmp_path / "data" / "eval" / "data.csv", 3, 100, ["a", "b", "c"], 2.0)
+    (tmp_path / "schema.pbtxt").write_text(SCHEMA)
+    (tmp_path / "two_phase.py").write_text(TWO_PHASE_MODULE)
+    gen = CsvExampleGen(
+        input_base=str(tmp_path / "data"),
+        input_config={
+            "splits": [
+                {"name": "span1", "pattern": "span-1/*.csv"},
+                {"name": "eval", "pattern": "eval/*.csv"},
+            ]
+        },
+    )
+    schema = ImportSchemaGen(schema_file=str(tmp_path / "schema.pbtxt"))
+    transforms = {
+        node_id: Transform(
+            examples=gen.outputs["examples"],
+            schema=schema.outputs["schema"],
+            module_file=str(tmp_path / "two_phase.py"),
+            splits_config={"analyze": ["span1"], "transform": ["span1", "eval"]},
+            beam_threshold_rows=threshold,
+        ).with_id(node_id)
+        for node_id, threshold in (("Here", 1_000_000), ("InBeam", 0))
+    }
+    pipeline = Pipeline(
+        "two_phase", tmp_path / "root", [gen, schema, *transforms.values()],
+        metadata=sqlite(tmp_path / "metadata.sqlite"),
+    )  # fmt: skip
+    result = LocalDagRunner(max_workers=2, progress=False).run(pipeline)
+
+    here, beam = result.results["Here"], result.results["InBeam"]
+    assert "analyzing ['span1'] in this process" in Path(here.log_path).read_text()
+    assert "analyzing ['span1'] with Beam" in Path(beam.log_path).read_text()
+    runs = {"here": (here, result), "beam": (beam, result)}
+    for split, rows in (("span1", ROWS_PER_SPAN), ("eval", 100)):
+        got, want = _transformed_rows(runs, "here", split), _transformed_rows(runs, "beam", split)
+        assert set(got) == set(want) == {"x_z", "x_centred_bucket", "cat_id"}
+        assert len(got["x_z"]) == rows
+        np.testing.assert_allclose(got["x_z"], want["x_z"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(got["x_centred_bucket"], want["x_centred_bucket"])
+        np.testing.assert_array_equal(got["cat_id"], want["cat_id"])
+    # phase 1 saw centred values: span 1's own z-scores have mean 0 and the buckets are balanced
+    span1 = _transformed_rows(runs, "here", "span1")
+    assert abs(span1["x_z"].mean()) < 1e-5
+    assert sorted(np.bincount(span1["x_centred_bucket"].astype(int))) == [75, 75, 75, 75]
