@@ -27,6 +27,12 @@ or labels, vocabulary coverage, ``tft.experimental.ptransform_analyzer``), under
 larger split to transform, or a named runner, analysis and transform run in one Beam pipeline,
 each split read once for both. The first line of the log says where each step runs and why.
 
+One limit of Beam's in-process runner (FnApiRunner, Beam 2.72): TFT's Beam graph of a
+``preprocessing_fn`` with three or more analysis phases (an analyzer reading the output of an
+analyzer that reads another's) fails there with "watermark-pending bundles did not execute". The
+in-process analysis runs such functions; for splits above ``beam_threshold_rows`` name another
+runner in ``beam_pipeline_args``.
+
 **Analyzer cache** (TFX's ``analyzer_cache`` input and ``updated_analyzer_cache`` output). TFT
 analyzers reduce each dataset to accumulators (counts, sums, sketches) and merge them; the cache
 keeps each analyzed split's accumulators, so a later run analyzes only the splits it has not
