@@ -435,36 +435,26 @@ def measure_model(
         batch_timeout_micros=args.batch_timeout_micros,
         num_batch_threads=args.num_batch_threads,
     )
+
+    def concurrent_clients(server: ModelServer, protocol: str, address: str) -> dict:
+        return run_batched_clients(
+            server, protocol, address, bodies[protocol], args.concurrency, concurrent, args.grpc_client
+        )
+
     for mode, params in (("no_batching", None), ("batching", batching)):
         result[mode] = {}
         with ModelServer(ServedModel("taxi", base), batching=params) as server:
             for protocol, address in (("rest", server.rest_address), ("grpc", server.grpc_address)):
                 result[mode][protocol] = {
                     "single": run_clients(protocol, address, bodies[protocol], 1, single, args.grpc_client),
-                    "concurrent": run_batched_clients(
-                        server,
-                        protocol,
-                        address,
-                        bodies[protocol],
-                        args.concurrency,
-                        concurrent,
-                        args.grpc_client,
-                    ),  # fmt: skip
+                    "concurrent": concurrent_clients(server, protocol, address),
                 }
     sweep = {}
     for timeout in args.sweep_timeouts_micros:
         params = dataclasses.replace(batching, batch_timeout_micros=timeout)
         with ModelServer(ServedModel("taxi", base), batching=params) as server:
             runs = {
-                protocol: run_batched_clients(
-                    server,
-                    protocol,
-                    address,
-                    bodies[protocol],
-                    args.concurrency,
-                    concurrent,
-                    args.grpc_client,
-                )
+                protocol: concurrent_clients(server, protocol, address)
                 for protocol, address in (("rest", server.rest_address), ("grpc", server.grpc_address))
             }
         sweep[str(timeout)] = {

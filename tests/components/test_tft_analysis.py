@@ -369,21 +369,13 @@ def test_operations_without_in_process_implementation_are_named_before_running(t
 # --- the demo's taxi module through Transform, both ways -------------------------------------------
 
 TAXI_ROWS = 3000
-VOCAB_FEATURES = [
-    "payment_type",
-    "company",
-    "pickup_census_tract",
-    "dropoff_census_tract",
-    "pickup_community_area",
-    "dropoff_community_area",
-]
 
 
 @pytest.fixture(scope="module")
 def taxi_run(tmp_path_factory):
     """ExampleGen, StatisticsGen and SchemaGen on 3,000 trips of the taxi sample, then Transform
     with the taxi module twice: analyzed in this process (the default for data this small) and by
-    Beam. One node at a time: TFT traces a preprocessing_fn with process-global state."""
+    Beam."""
     from mlpipe import LocalDagRunner, Pipeline
     from mlpipe.components.example_gen import CsvExampleGen
     from mlpipe.components.schema_gen import SchemaGen
@@ -439,12 +431,13 @@ def test_taxi_module_analyzed_in_process_equals_beams_analysis(taxi_run):
     )
     here_output = tft.TFTransformOutput(here.outputs["transform_graph"][0].uri)
     beam_output = tft.TFTransformOutput(beam.outputs["transform_graph"][0].uri)
-    for name in VOCAB_FEATURES:
-        assert filecmp.cmp(
-            here_output.vocabulary_file_by_name(name),
-            beam_output.vocabulary_file_by_name(name),
-            shallow=False,
-        ), name
+    here_assets = Path(here_output.transform_savedmodel_dir) / "assets"
+    beam_assets = Path(beam_output.transform_savedmodel_dir) / "assets"
+    vocabularies = sorted(path.name for path in here_assets.iterdir())
+    assert vocabularies == sorted(path.name for path in beam_assets.iterdir())
+    assert len(vocabularies) == 6  # the module's six vocabulary features
+    for name in vocabularies:
+        assert filecmp.cmp(here_assets / name, beam_assets / name, shallow=False), name
     assert here_output.vocabulary_size_by_name("company") > 20
     assert here_output.transformed_metadata.schema == beam_output.transformed_metadata.schema
     for split in ("train", "eval"):
