@@ -37,6 +37,7 @@ import glob
 import hashlib
 import heapq
 import json
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,8 @@ from tfx_bsl.tfxio.tensor_adapter import TensorAdapter, TensorAdapterConfig
 
 from mlpipe.errors import DataError
 from mlpipe.io.examples import read_tfrecords
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -195,20 +198,30 @@ def _read_cache_index(
     cache_dir: str | None, dataset_keys: Sequence[DatasetKey]
 ) -> dict[DatasetKey, DatasetCache]:
     """The entries of each dataset's cache in ``cache_dir`` (as file patterns, read when the
-    analysis decodes them) and its metadata, as ``ReadAnalysisCacheFromFS`` finds them."""
+    analysis decodes them) and its metadata, as ``ReadAnalysisCacheFromFS`` finds them.
+
+    An entry the manifest lists without a file is left out, so the analysis recomputes it: Beam's
+    cache writer writes the manifest before the entries, so a write that stopped early leaves
+    such a cache behind, and reading the entry as no records would be analyzing no data.
+    """
     found: dict[DatasetKey, DatasetCache] = {}
     if cache_dir is None:
         return found
     for key in dataset_keys:
         directory = os.path.join(cache_dir, key.key)
         manifest = _ManifestFile(directory).read()
-        if not manifest:
+        entries = {}
+        for entry, index in (manifest or {}).items():
+            pattern = os.path.join(directory, f"{index}-*-of-*")
+            if glob.glob(pattern):
+                entries[entry] = pattern
+            else:
+                log.warning("analyzer cache %s: entry %d is in the manifest but has no file; recomputing it",
+                            directory, index)  # fmt: skip
+        if not entries:
             continue
         metadata = read_tfrecords(sorted(glob.glob(os.path.join(directory, "METADATA-*-of-*"))))
-        found[key] = DatasetCache(
-            {entry: os.path.join(directory, f"{index}-*-of-*") for entry, index in manifest.items()},
-            DatasetCacheMetadata.decode(metadata[0]) if metadata else None,
-        )
+        found[key] = DatasetCache(entries, DatasetCacheMetadata.decode(metadata[0]) if metadata else None)
     return found
 
 
@@ -364,7 +377,7 @@ class _Evaluator(nodes.Visitor):
                 outputs = model.apply_transform_model(
                     adapter.ToBatchTensors(batch.records, produce_eager_tensors=True)
                 )
-            except Exception as e:  # the graph's own error, with where it happened
+            except tf.errors.OpError as e:  # the graph failed on these records: say where
                 last = batch.first_record + batch.records.num_rows - 1
                 raise DataError(
                     f"{batch.source}: preprocessing_fn's analysis (phase {stream.phase}) failed on records "
@@ -403,12 +416,17 @@ class _Combine:
         self.fn = fn
         fn.setup()
         self.accumulator = fn.create_accumulator()
+        self.empty = True
 
     def add(self, element: Any) -> None:
         self.accumulator = self.fn.add_input(self.accumulator, element)
+        self.empty = False
 
     def result(self) -> list[Any]:
-        output = self.fn.extract_output(self.fn.merge_accumulators([self.fn.compact(self.accumulator)]))
+        if self.empty:  # Beam's default for no input: the fresh accumulator, neither compacted nor merged
+            output = self.fn.extract_output(self.accumulator)
+        else:
+            output = self.fn.extract_output(self.fn.merge_accumulators([self.fn.compact(self.accumulator)]))
         self.fn.teardown()
         return [output]
 

@@ -27,6 +27,10 @@ or labels, vocabulary coverage, ``tft.experimental.ptransform_analyzer``), under
 larger split to transform, or a named runner, analysis and transform run in one Beam pipeline,
 each split read once for both. The first line of the log says where each step runs and why.
 
+Both ways compute the same graph, value for value, except for approximate analyzers
+(``tft.experimental.approximate_vocabulary``): their sketch depends on the order it merges
+batches in, so its top tokens can differ between the two ways, as they do between Beam runs.
+
 One limit of Beam's in-process runner (FnApiRunner, Beam 2.72): TFT's Beam graph of a
 ``preprocessing_fn`` with three or more analysis phases (an analyzer reading the output of an
 analyzer that reads another's) fails there with "watermark-pending bundles did not execute". The
@@ -259,12 +263,16 @@ def _analyze_and_transform(
     """Analyze (with the cache in ``cache_in``, if any), write the transform graph, the updated
     cache and the transformed splits, each step in this process or in Beam (see the module
     docstring), and log which."""
+    import tensorflow as tf
     import tensorflow_transform.beam as tft_beam
     from tfx_bsl.public import tfxio
 
     tf_compat_v1 = ctx.parameters["force_tf_compat_v1"]
     split_dirs = {split: examples.split_uri(split) for split in [*analyze, *transform]}
-    in_process = _small_enough(ctx, examples, transform)
+    # Both in-process steps feed the graph eager tensors: a process that turned eager execution off
+    # (tf.compat.v1.disable_v2_behavior() in a user's module) runs them in Beam, as TFT does.
+    eager = tf.executing_eagerly()
+    in_process = eager and _small_enough(ctx, examples, transform)
     analyze_here = in_process and _small_enough(ctx, examples, analyze)
     representations = (
         tfxio.TFExampleRecord(os.path.join(split_dirs[analyze[0]], "*.gz"), schema=schema)
@@ -291,9 +299,16 @@ def _analyze_and_transform(
             )
             for split in analyze
         }
+        # TFT traces in a tf.compat.v1 graph when asked to and also when TF2 behaviour is off; the
+        # in-process analysis traces TF2 only
+        compat_v1 = tft_beam.Context.get_use_tf_compat_v1()
         analysis, why_beam = None, ""
-        if analyze_here and tf_compat_v1:
-            why_beam = " (force_tf_compat_v1)"
+        if not eager and _small_enough(ctx, examples, [*analyze, *transform]):
+            why_beam = " (eager execution is disabled in this process)"
+        elif analyze_here and compat_v1:
+            why_beam = (
+                " (force_tf_compat_v1)" if tf_compat_v1 else " (TF2 behaviour is disabled in this process)"
+            )
         elif analyze_here:
             from mlpipe.components.tft_analysis import InProcessAnalysis
 
@@ -318,7 +333,7 @@ def _analyze_and_transform(
             splits.drop(*analysis_only)  # if read for their keys: Beam reads them again
             result = _run_pipeline(
                 ctx, preprocessing_fn, split_dirs, keys, analyze, [] if in_process else transform, schema,
-                graph_dir, transformed, cache_in, cache_out, tf_compat_v1,
+                graph_dir, transformed, cache_in, cache_out, compat_v1,
             )  # fmt: skip
     _write_raw_metadata(schema, graph_dir)
     if in_process:
@@ -484,6 +499,7 @@ def _apply_transform_graph(
     transform SavedModel, convert the outputs to Arrow with TFT's converter for the transformed
     schema, encode them as tf.Examples. The file is named as Beam's sink would name it.
     """
+    import tensorflow as tf
     import tensorflow_transform as tft
     from tensorflow_transform import impl_helper
     from tensorflow_transform.saved import saved_transform_io_v2
@@ -509,7 +525,7 @@ def _apply_transform_graph(
                 outputs = graph.apply_transform_model(
                     adapter.ToBatchTensors(batch, produce_eager_tensors=True)
                 )
-            except Exception as e:  # the graph's own error, with where it happened
+            except tf.errors.OpError as e:  # the graph failed on these records: say where
                 raise DataError(
                     f"{splits.split_dirs[split]}: preprocessing_fn failed on records "
                     f"{start}..{start + batch.num_rows - 1}: {e}"
@@ -550,12 +566,13 @@ def _dataset_key(split: str, records: Iterable[bytes], schema: Any) -> Any:
 
 
 def _stream_records(split_dir: str) -> Iterator[bytes]:
-    """A split's records in file order, a thousand at a time (for splits too large to hold)."""
+    """A split's records in file order, one at a time (for splits too large to hold). TF's record
+    reader rather than tf.data, which needs eager execution."""
     import tensorflow as tf
 
-    files = sorted(tf.io.gfile.glob(os.path.join(split_dir, "*.gz")))
-    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(1024).as_numpy_iterator():
-        yield from batch
+    gzip = tf.io.TFRecordOptions(compression_type="GZIP")
+    for path in sorted(tf.io.gfile.glob(os.path.join(split_dir, "*.gz"))):
+        yield from tf.compat.v1.io.tf_record_iterator(path, gzip)
 
 
 def _read_analyzer_cache(

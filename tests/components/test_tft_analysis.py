@@ -295,6 +295,30 @@ def test_analysis_in_process_reads_beams_cache_and_beam_reads_its(datasets, tmp_
     _assert_same_graph(out / "graph", tmp_path / "reference" / "graph", _records(3, 200))
 
 
+def test_cache_entry_without_its_file_is_recomputed(datasets, tmp_path, caplog):
+    """A manifest listing an entry whose file is missing (a cache write that stopped early) must
+    not read as an empty dataset: that entry is recomputed from the data."""
+    from tensorflow_transform.beam.analyzer_cache import DatasetKey
+
+    first = _analyze_here(one_of_each_coder_fn, datasets, tmp_path / "first")
+    span1 = tmp_path / "first" / "cache" / "span1"
+    (missing,) = [p for p in span1.iterdir() if p.name.startswith("0-")]
+    missing.unlink()
+    with caplog.at_level("WARNING", logger="mlpipe.components.tft_analysis"):
+        again = _analyze_here(
+            one_of_each_coder_fn, datasets, tmp_path / "again", str(tmp_path / "first" / "cache")
+        )
+    assert f"analyzer cache {span1}: entry 0 is in the manifest but has no file" in caplog.text
+    _assert_same_graph(tmp_path / "again" / "graph", tmp_path / "first" / "graph", _records(3, 200))
+    entries = first.cache_entries_encoded
+    assert again.cache_entries_decoded == entries - 1  # all but the lost entry came from the cache
+    # span1 had to be read again for its lost entry; the updated cache is whole again
+    assert DatasetKey("span1") in again.cache_computed
+    assert _manifest(tmp_path / "again" / "cache") == _manifest(tmp_path / "first" / "cache")
+    assert all(any(p.name.startswith(f"{i}-") for p in (tmp_path / "again" / "cache" / "span1").iterdir())
+               for i in range(len(_manifest(tmp_path / "again" / "cache")["span1"])))  # fmt: skip
+
+
 def test_failing_analysis_graph_names_the_dataset_and_records(tmp_path):
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.beam.analyzer_cache import DatasetKey

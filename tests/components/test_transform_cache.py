@@ -441,3 +441,57 @@ def test_two_phase_analysis_on_beam_and_here_at_once(tmp_path):
     span1 = _transformed_rows(runs, "here", "span1")
     assert abs(span1["x_z"].mean()) < 1e-5
     assert sorted(np.bincount(span1["x_centred_bucket"].astype(int))) == [75, 75, 75, 75]
+
+
+# A user module written for TF1 that switches TF2 behaviour (and eager execution) off on import.
+TF1_SCRIPT = """
+import json, sys
+from pathlib import Path
+from mlpipe import Pipeline
+from mlpipe.components.example_gen import CsvExampleGen
+from mlpipe.components.schema_gen import ImportSchemaGen
+from mlpipe.components.transform import Transform
+from mlpipe.metadata.config import sqlite
+from mlpipe.orchestration.local import LocalDagRunner
+
+work = Path(sys.argv[1])
+gen = CsvExampleGen(input_base=str(work / "data"))
+schema = ImportSchemaGen(schema_file=str(work / "schema.pbtxt"))
+transform = Transform(
+    examples=gen.outputs["examples"], schema=schema.outputs["schema"], module_file=str(work / "tf1.py")
+)
+pipeline = Pipeline("tf1", work / "root", [gen, schema, transform], metadata=sqlite(work / "m.sqlite"))
+result = LocalDagRunner(progress=False).run(pipeline).results["Transform"]
+print(json.dumps({"state": result.state, "log": Path(result.log_path).read_text(),
+                  "examples": result.outputs["transformed_examples"][0].uri}))
+"""
+
+
+@pytest.mark.e2e
+def test_module_that_disables_tf2_behaviour_is_analyzed_and_transformed_in_beam(tmp_path):
+    """Both in-process steps need eager execution; a process without it runs them in Beam (in a
+    subprocess here: TF2 behaviour cannot be switched back on)."""
+    import subprocess
+    import sys
+
+    _write_csv(tmp_path / "data" / "data.csv", 1, ROWS_PER_SPAN, ["a", "b", "c"], 1.0)
+    (tmp_path / "schema.pbtxt").write_text(SCHEMA)
+    (tmp_path / "tf1.py").write_text(
+        "import tensorflow as tf\ntf.compat.v1.disable_v2_behavior()\n" + MAIN_MODULE
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", TF1_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["state"] == "COMPLETE"
+    assert (
+        "analyzing ['train'] with Beam (eager execution is disabled in this process), "
+        "transforming ['train', 'eval'] with Beam"
+    ) in report["log"]
+    import tensorflow as tf
+
+    files = tf.io.gfile.glob(os.path.join(report["examples"], "Split-train", "*.gz"))
+    rows = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(files, "GZIP")]
+    z = np.array([row.features.feature["x_z"].float_list.value[0] for row in rows])
+    assert len(z) > 150 and abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05  # train was analyzed
