@@ -490,15 +490,6 @@ _READERS: dict[type, Callable[[Any], Any]] = {
 }
 
 
-def _read_all(ev: _Evaluator, op: nodes.OperationDef, inputs: tuple[Any, ...]) -> tuple[list[Any]]:
-    """A reader applied to a list instead of a stream."""
-    (values,) = inputs
-    reader = _READERS[type(op)](op)
-    for value in values:
-        reader.add(value)
-    return (reader.result(),)
-
-
 # The other operations: inputs (one list per input) -> outputs (one list per output).
 
 
@@ -588,27 +579,18 @@ def _extract_outputs(ev: _Evaluator, op: analyzer_nodes.AnalyzerDef, inputs: tup
     return tuple([outputs[i] for outputs in values] for i in range(op.num_outputs))
 
 
-def _merge(fn: Callable[[Any], Any]) -> Callable[..., tuple]:
-    """A merge operation: CombineGlobally of the accumulators with the CombineFn ``fn(op)``."""
+def _combined(reader: Callable[[Any], Any]) -> Callable[..., tuple]:
+    """An operation that feeds its one input list to ``reader(op)`` (a combiner: ``add`` each
+    value, then ``result``), as Beam's CombineGlobally / CombinePerKey over a PCollection."""
 
-    def merge(ev: _Evaluator, op: nodes.OperationDef, inputs: tuple) -> tuple:
+    def combine(ev: _Evaluator, op: nodes.OperationDef, inputs: tuple) -> tuple:
         (values,) = inputs
-        combine = _Combine(fn(op))
+        combiner = reader(op)
         for value in values:
-            combine.add(value)
-        return (combine.result(),)
+            combiner.add(value)
+        return (combiner.result(),)
 
-    return merge
-
-
-def _combine_per_key_merge(
-    ev: _Evaluator, op: analyzer_nodes.CacheableCombinePerKeyMerge, inputs: tuple
-) -> tuple:
-    (values,) = inputs
-    combine = _CombinePerKey(analyzer_impls._CombinerWrapper(op.combiner, is_combining_accumulators=True))
-    for value in values:
-        combine.add(value)
-    return (combine.result(),)
+    return combine
 
 
 def _combine_per_key_format_keys(
@@ -710,16 +692,23 @@ _OPERATIONS: dict[type, Callable[[_Evaluator, Any, tuple], tuple]] = {
     analyzer_nodes.EncodeCache: _encode_cache,
     analyzer_nodes.DecodeCache: _decode_cache,
     analyzer_nodes.InstrumentDatasetCache: _instrument_dataset_cache,
-    **dict.fromkeys(_READERS, _read_all),
-    analyzer_nodes.PackedCombineMerge: _merge(
-        lambda op: analyzer_impls._PackedCombinerWrapper(op.combiners, is_combining_accumulators=True)
+    # the readers of a stream, when handed a list (the data passes feed them batch by batch)
+    **{op_type: _combined(reader) for op_type, reader in _READERS.items()},
+    analyzer_nodes.PackedCombineMerge: _combined(
+        lambda op: _Combine(
+            analyzer_impls._PackedCombinerWrapper(op.combiners, is_combining_accumulators=True)
+        )
     ),
-    analyzer_nodes.CacheableCombineMerge: _merge(
-        lambda op: analyzer_impls._CombinerWrapper(op.combiner, is_combining_accumulators=True)
+    analyzer_nodes.CacheableCombineMerge: _combined(
+        lambda op: _Combine(analyzer_impls._CombinerWrapper(op.combiner, is_combining_accumulators=True))
     ),
     analyzer_nodes.ExtractCombineMergeOutputs: _extract_outputs,
     analyzer_nodes.ExtractPackedCombineMergeOutputs: _extract_outputs,
-    analyzer_nodes.CacheableCombinePerKeyMerge: _combine_per_key_merge,
+    analyzer_nodes.CacheableCombinePerKeyMerge: _combined(
+        lambda op: _CombinePerKey(
+            analyzer_impls._CombinerWrapper(op.combiner, is_combining_accumulators=True)
+        )
+    ),
     analyzer_nodes.CacheableCombinePerKeyFormatKeys: _combine_per_key_format_keys,
     analyzer_nodes.CacheableCombinePerKeyFormatLarge: _combine_per_key_format_large,
     analyzer_nodes.ScaleAndFlattenPerKeyBucketBouandaries: _scale_and_flatten_per_key_bucket_boundaries,
