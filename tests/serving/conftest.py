@@ -17,6 +17,7 @@ import fcntl
 import http.client
 import json
 import os
+import re
 from typing import Any
 
 import pytest
@@ -209,6 +210,15 @@ def server(serving_root):
     ]
     with ModelServer(models, poll_wait_seconds=POLL_SECONDS) as running:
         yield running
+
+
+def requests_counted(rest, model: str, status: str = "OK") -> int:
+    """The server's Prometheus ``request_count`` for ``model`` with ``status`` (0 before the first)."""
+    code, text = rest("GET", "/monitoring/prometheus/metrics")
+    assert code == 200
+    pattern = rf':tensorflow:serving:request_count\{{model_name="{model}",status="{status}"\}} (\d+)'
+    match = re.search(pattern.encode(), text)
+    return int(match.group(1)) if match else 0
 
 
 def http_call(

@@ -7,11 +7,11 @@ Predict the server answered OK, and every failure must count as an error.
 from __future__ import annotations
 
 import importlib.util
-import re
 from pathlib import Path
 
 import numpy as np
 
+from tests.serving.conftest import requests_counted
 from tests.serving.test_grpc import predict_request
 
 CLIENT_FILE = Path(__file__).parents[2] / "bench" / "http2_grpc_client.py"
@@ -25,21 +25,12 @@ def _client_module():
     return module
 
 
-def _predicts(rest, status: str) -> int:
-    """Predict calls the server counted for model 'linear' with this status."""
-    code, text = rest("GET", "/monitoring/prometheus/metrics")
-    assert code == 200
-    pattern = rf':tensorflow:serving:request_count\{{model_name="linear",status="{status}"\}} (\d+)'
-    match = re.search(pattern.encode(), text)
-    return int(match.group(1)) if match else 0
-
-
 def test_every_call_is_a_predict_the_server_answered_and_failures_are_errors(server, rest):
     client = _client_module()
     ok = predict_request("linear", {"x": np.ones((1, 3), np.float32)}).SerializeToString()
     unknown_version = predict_request("linear", {"x": np.ones((1, 3), np.float32)}, version=9)
 
-    before = _predicts(rest, "OK")
+    before = requests_counted(rest, "linear")
     connection = client.Http2GrpcConnection(server.grpc_address, PREDICT, ok)
     try:
         latencies, errors, elapsed = client.run_calls(connection, concurrency=8, total=300)
@@ -47,13 +38,13 @@ def test_every_call_is_a_predict_the_server_answered_and_failures_are_errors(ser
         connection.close()
     assert (len(latencies), errors) == (300, 0)
     assert 0 < max(latencies) <= elapsed
-    assert _predicts(rest, "OK") == before + 300
+    assert requests_counted(rest, "linear") == before + 300
 
-    failed_before = _predicts(rest, "NOT_FOUND")
+    failed_before = requests_counted(rest, "linear", "NOT_FOUND")
     connection = client.Http2GrpcConnection(server.grpc_address, PREDICT, unknown_version.SerializeToString())
     try:
         latencies, errors, _ = client.run_calls(connection, concurrency=4, total=20)
     finally:
         connection.close()
     assert (len(latencies), errors) == (20, 20)
-    assert _predicts(rest, "NOT_FOUND") == failed_before + 20
+    assert requests_counted(rest, "linear", "NOT_FOUND") == failed_before + 20

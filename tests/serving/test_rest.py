@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from mlpipe.serving import Client, ServingRequestError, serialize_example
+from tests.serving.conftest import requests_counted
 
 TRIPS = [
     {"trip_miles": 2.0, "hour": 3, "company": "abc"},
@@ -416,17 +417,11 @@ def test_a_kept_alive_connection_survives_errors(rest, server):
 
 
 def test_prometheus_metrics_count_requests(rest, server):
-    def count() -> int:
-        status, text = rest("GET", "/monitoring/prometheus/metrics")
-        assert status == 200
-        match = re.search(rb':tensorflow:serving:request_count\{model_name="taxi",status="OK"\} (\d+)', text)
-        return int(match.group(1)) if match else 0
-
-    before = count()
+    before = requests_counted(rest, "taxi")
     client = Client(server.rest_address, model="taxi")
     for _ in range(3):
         client.predict_examples(TRIPS[:1])
-    assert count() == before + 3
+    assert requests_counted(rest, "taxi") == before + 3
     _, text = rest("GET", "/monitoring/prometheus/metrics")
     assert b"# TYPE :tensorflow:serving:request_latency histogram" in text
     assert re.search(
