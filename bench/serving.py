@@ -10,10 +10,9 @@ preprocessing and runs a wide-and-deep network. For each model, in one run:
   the floor and then serving every configuration in turn. Each measurement reports its median
   run (by p50 for one client, by requests/s for 32) with every round's value beside it;
   ``overhead_p50_ms`` is the median of the rounds' one-client p50 minus that round's floor, and
-  ``batching_speedup`` the median of the rounds' ratios. Clients run in a
-  separate process and send pre-encoded requests, REST over raw keep-alive sockets and gRPC as
-  hand-framed HTTP/2 (``http2_grpc_client.py``), so the numbers are the server's, not a client
-  library's. ``--grpc-client grpcio`` uses grpcio's client instead (the blocking stub for one
+  ``batching_speedup`` the median of the rounds' ratios. Clients run in a separate process and
+  send pre-encoded requests, REST over raw keep-alive sockets and gRPC as hand-framed HTTP/2
+  (``http2_grpc_client.py``), so the numbers are the server's, not a client library's. ``--grpc-client grpcio`` uses grpcio's client instead (the blocking stub for one
   client, ``grpc.aio`` for 32), which adds its own per-call latency and CPU on the server's 2
   cores;
 - ``batching_timeout_sweep``: the same at further batch timeouts (each takes its turn in every
@@ -451,9 +450,14 @@ def measure_model(
 
     def concurrent_clients(server: ModelServer, protocol: str) -> dict:
         return run_batched_clients(
-            server, protocol, _address(server, protocol), bodies[protocol], args.concurrency, concurrent,
+            server,
+            protocol,
+            _address(server, protocol),
+            bodies[protocol],
+            args.concurrency,
+            concurrent,
             args.grpc_client,
-        )  # fmt: skip
+        )
 
     # Each round measures the floor, then serves every configuration in turn and runs its clients, so
     # a drift in the VM's speed (often 2x within minutes here) reaches both sides of each round's
@@ -596,7 +600,7 @@ def main() -> None:
         type=int,
         default=10000,
         help="default 10 ms: the server takes in 32 gRPC requests in 6-8 ms here, so 5 ms closes "
-        "batches at ~11 rows (see the sweep)",
+        "batches at 11-15 rows (see the sweep)",
     )
     parser.add_argument(
         "--sweep-timeouts-micros",
@@ -608,7 +612,7 @@ def main() -> None:
         "--rounds",
         type=int,
         default=3,
-        help="alternating 32-client runs per protocol with and without batching (medians reported)",
+        help="repeats of every measurement, each round serving every configuration in turn (medians reported)",
     )
     parser.add_argument(
         "--models", default=",".join(MODELS), help="comma-separated subset of " + ", ".join(MODELS)
