@@ -401,6 +401,7 @@ def _summary(latencies: list[float], elapsed: float) -> dict[str, float]:
 
 
 MODES = ("no_batching", "batching")  # the two configurations measured with one client too
+PROTOCOLS = ("rest", "grpc")
 MODELS = {
     # name: (description, DNN hidden layers, share of the default request counts)
     "taxi": ("TFX-taxi-shaped: parse + transform + wide&deep DNN 100-70-50-25", (100, 70, 50, 25), 1.0),
@@ -468,13 +469,17 @@ def measure_model(
     }
     configs = {"no_batching": None, "batching": batching, **{str(t): params for t, params in swept.items()}}
     floors: list[dict] = []
-    singles: dict[str, dict[str, list[dict]]] = {mode: {"rest": [], "grpc": []} for mode in MODES}
-    runs: dict[str, dict[str, list[dict]]] = {config: {"rest": [], "grpc": []} for config in configs}
+    singles: dict[str, dict[str, list[dict]]] = {
+        mode: {protocol: [] for protocol in PROTOCOLS} for mode in MODES
+    }
+    runs: dict[str, dict[str, list[dict]]] = {
+        config: {protocol: [] for protocol in PROTOCOLS} for config in configs
+    }
     for _ in range(args.rounds):
         floors.append(measure_floor(floor_function, serialized, seconds=1.0))
         for config, params in configs.items():
             with ModelServer(ServedModel("taxi", base), batching=params) as server:
-                for protocol in ("rest", "grpc"):
+                for protocol in PROTOCOLS:
                     if config in singles:
                         singles[config][protocol].append(single_client(server, protocol))
                     runs[config][protocol].append(concurrent_clients(server, protocol))
@@ -485,7 +490,7 @@ def measure_model(
                 "single": _median_run(singles[mode][protocol], "p50_ms"),
                 "concurrent": _median_run(runs[mode][protocol], "rps"),
             }
-            for protocol in ("rest", "grpc")
+            for protocol in PROTOCOLS
         }
     result["overhead_p50_ms"] = {
         protocol: round(
@@ -495,11 +500,11 @@ def measure_model(
             ),
             3,
         )
-        for protocol in ("rest", "grpc")
+        for protocol in PROTOCOLS
     }
     result["batching_speedup"] = {
         protocol: _median_speedup(runs["batching"][protocol], runs["no_batching"][protocol])
-        for protocol in ("rest", "grpc")
+        for protocol in PROTOCOLS
     }
     result["errors"] = sum(
         run["errors"]
@@ -514,7 +519,7 @@ def measure_model(
                 **_median_run(runs[str(timeout)][protocol], "rps"),
                 "speedup": _median_speedup(runs[str(timeout)][protocol], runs["no_batching"][protocol]),
             }
-            for protocol in ("rest", "grpc")
+            for protocol in PROTOCOLS
         }
         for timeout in swept
     }
@@ -654,7 +659,7 @@ def main() -> None:
             str(timeout): all(
                 _speedup_at(result[m], timeout, args.batch_timeout_micros)[p] >= 3.0
                 for m in chosen
-                for p in ("rest", "grpc")
+                for p in PROTOCOLS
             )
             for timeout in (args.batch_timeout_micros, *args.sweep_timeouts_micros)
         },
