@@ -20,6 +20,7 @@ from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
 from mlpipe.errors import DefinitionError
 from mlpipe.io.processes import process_alive
+from mlpipe.io.uris import local_path
 from mlpipe.types.artifact import Artifact
 from mlpipe.types.standard import InfraBlessing, Model, ModelBlessing, PushedModel
 
@@ -81,7 +82,7 @@ def base_directory(node_id: str, push_destination: dict[str, Any]) -> str:
             f"{node_id}: push_destination must be {{'filesystem': {{'base_directory': '/path/to/serving/model'}}}}, "
             f"got {push_destination!r}"
         )
-    return directory
+    return local_path(directory, f"{node_id}: push_destination base_directory")
 
 
 def _reason_not_to_push(

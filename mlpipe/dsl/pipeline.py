@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from mlpipe.dsl.component import Component, FunctionComponent
 from mlpipe.dsl.condition import condition_producers
 from mlpipe.errors import DefinitionError
+from mlpipe.io.uris import local_path
 from mlpipe.ir import InputIR, NodeIR, PipelineIR
 from mlpipe.metadata.config import MetadataConfig, default_for_root
 from mlpipe.types.registry import type_ref
@@ -43,7 +44,7 @@ class Pipeline:
                 f"starting with a letter or digit (e.g. 'taxi_pipeline')"
             )
         self.name = name
-        self.root = os.path.abspath(os.fspath(root))
+        self.root = os.path.abspath(local_path(root, f"pipeline '{name}': root"))
         self.metadata = metadata if metadata is not None else default_for_root(self.root)
         if not isinstance(self.metadata, MetadataConfig):
             raise DefinitionError(
