@@ -30,6 +30,7 @@ _EXPORTS = {
     "RunError": "mlpipe.orchestration.run_result",
     "InteractiveContext": "mlpipe.orchestration.interactive",
     "BeamDagRunner": "mlpipe.orchestration.beam",
+    "approve": "mlpipe.orchestration.approvals",
 }
 _SUBMODULES = {
     "interactive",

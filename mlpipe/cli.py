@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -13,6 +14,7 @@ from mlpipe.errors import MlpipeError
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _show_warnings_only()
     parser = _parser()
     if argv[:1] == ["serve"]:  # its flags (and --help) belong to the serving parser, built on use
         args = argparse.Namespace(handler=_cmd_serve, serve_args=argv[1:])
@@ -29,6 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _show_warnings_only() -> None:
+    """The terminal gets warnings and errors; INFO records belong in the node logs.
+
+    Without a root handler, the first library that logs through absl (ml-metadata does, on every
+    store it opens) calls ``logging.basicConfig()``, whose handler has no level: from then on every
+    executor's INFO records reached the terminal as well as the node's log file.
+    """
+    if not logging.root.handlers:
+        handler = logging.StreamHandler()
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logging.root.addHandler(handler)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
         ("show", "show a run (RUN_ID) or an artifact (numeric ARTIFACT_ID)", _cmd_show),
         ("artifacts", "list published artifacts", _cmd_artifacts),
         ("lineage", "where an artifact came from and what was made from it", _cmd_lineage),
+        ("approve", "approve (or --reject) the model an Approval node is waiting on", _cmd_approve),
     ):
         q = sub.add_parser(name, help=help_text)
         if name == "runs":
@@ -110,6 +127,12 @@ def _parser() -> argparse.ArgumentParser:
             q.add_argument("-o", "--output", help="with --dag: write DAG.svg or DAG.html (default: text)")
         elif name == "artifacts":
             q.add_argument("--type", dest="type_name", help="artifact type, e.g. Examples or Model")
+        elif name == "approve":
+            q.add_argument("run_id", help="the run whose Approval node waits (its waiting line names it)")
+            q.add_argument("node", help="the Approval node's id")
+            q.add_argument("--reject", action="store_true", help="reject instead of approving")
+            q.add_argument("--comment", default="", help="why; recorded with the decision")
+            q.add_argument("--user", help="who decides (default: the login name)")
         else:
             q.add_argument("artifact_id", type=int)
         q.add_argument(
@@ -343,6 +366,22 @@ def _cmd_artifacts(args: argparse.Namespace) -> int:
 
     store = _open_store(args)
     _table([[a.id, a.type_name, a.uri] for a in artifacts(store, args.type_name)], ["ID", "TYPE", "URI"])
+    return 0
+
+
+def _cmd_approve(args: argparse.Namespace) -> int:
+    from mlpipe.orchestration.approvals import approve
+
+    wanted = "rejected" if args.reject else "approved"
+    decision = approve(
+        _open_store(args), args.run_id, args.node, reject=args.reject, comment=args.comment, user=args.user
+    )
+    if decision.outcome != wanted:
+        print(f"not changed: it was already {decision.outcome} by {decision.user}", file=sys.stderr)
+        return 1
+    print(
+        f"{wanted}: node {args.node} of run {args.run_id} ({decision.user}: {decision.comment or 'no comment'})"
+    )
     return 0
 
 

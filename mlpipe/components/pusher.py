@@ -91,6 +91,9 @@ def _reason_not_to_push(
     """Why ``model`` must not be pushed, or ``""`` when it may be."""
     if model_blessing is not None:
         if not model_blessing.blessed:
+            approval = model_blessing.get_custom_property("approval")
+            if approval is not None:
+                return f"its approval says {approval} ({model_blessing.uri})"
             return f"the Evaluator did not bless it ({model_blessing.uri})"
         blessed_id = model_blessing.get_custom_property("current_model_id")
         if blessed_id is not None and model.id is not None and blessed_id != model.id:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,11 @@ class ExecutionContext:
     tmp_dir: str
     beam_pipeline_args: list[str] = field(default_factory=list)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("mlpipe.executor"))
+    # the node's directory under the pipeline root: state that outlives one execution (a pending approval)
+    node_dir: str = ""
+    # a line for the person running the pipeline (the terminal or task log), not only the node's log:
+    # for an executor that waits on that person
+    tell_user: Callable[[str], None] = print
 
     def input(self, key: str) -> Artifact | None:
         """The single artifact of input ``key`` (None when an optional input is not wired)."""

@@ -26,6 +26,7 @@ PIPELINE, PIPELINE_RUN, NODE = "pipeline", "pipeline_run", "node"
 # Execution custom properties written by mlpipe.
 CACHE_KEY, NODE_ID, RUN_ID, PIPELINE_NAME = "__cache_key__", "__node_id__", "__run_id__", "__pipeline_name__"
 LOG_PATH, ERROR, PID, HOST = "__log_path__", "__error__", "__pid__", "__host__"
+NODE_DIR = "__node_dir__"  # <root>/<node>: where a node keeps state across its executions
 # The parts of the cache key (JSON), and why an execution ran (a cache miss) or which one it reused.
 CACHE_KEY_PARTS, CACHE_MISS, CACHED_FROM = "__cache_key_parts__", "__cache_miss__", "__cached_from__"
 SKIP_REASON = "__skipped__"  # why a node did not run (a Cond that did not hold); its execution is CANCELED

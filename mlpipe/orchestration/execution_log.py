@@ -68,6 +68,14 @@ def _uninstall() -> None:
                     setattr(sys, name, stream.original)
 
 
+def tell_user(line: str) -> None:
+    """Writes ``line`` to the terminal (the task log on Airflow/Kubeflow), past this thread's log capture."""
+    stream = sys.stderr
+    original = stream.original if isinstance(stream, _ThreadRoutedStream) else stream
+    original.write(line.rstrip("\n") + "\n")
+    original.flush()
+
+
 @contextmanager
 def capture_to(path: str, logger: logging.Logger) -> Iterator[TextIO]:
     """Route this thread's prints and log records to ``path`` for the duration of the block."""

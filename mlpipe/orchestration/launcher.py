@@ -38,6 +38,7 @@ from mlpipe.metadata.store import (
     ERROR,
     HOST,
     LOG_PATH,
+    NODE_DIR,
     NODE_ID,
     PID,
     PIPELINE_NAME,
@@ -50,7 +51,7 @@ from mlpipe.metadata.store import (
 from mlpipe.orchestration.cache import cache_key, cache_miss_reason, find_cached_outputs
 from mlpipe.orchestration.component_loader import load_component_class
 from mlpipe.orchestration.conditions import unmet_condition
-from mlpipe.orchestration.execution_log import capture_to
+from mlpipe.orchestration.execution_log import capture_to, tell_user
 from mlpipe.orchestration.heap import survivors_frozen
 from mlpipe.orchestration.inputs import UpstreamSkipped, resolve_inputs
 from mlpipe.orchestration.resolvers import STRATEGY_FUNCTIONS
@@ -191,7 +192,9 @@ def _execute(
     node = ir.node(node_id)
     node_dir = os.path.join(ir.root, node.id)
     outputs = {k: resolve_type(t)() for k, t in node.outputs.items()}
-    execution = store.start_execution(type_name, contexts, inputs, outputs, properties)
+    execution = store.start_execution(
+        type_name, contexts, inputs, outputs, {**properties, NODE_DIR: node_dir}
+    )
     execution_id = execution.id
     staging = os.path.join(node_dir, ".staging", str(execution_id))
     log_dir = os.path.join(node_dir, ".system", str(execution_id))
@@ -220,6 +223,8 @@ def _execute(
             tmp_dir=os.path.join(staging, ".tmp"),
             beam_pipeline_args=list(ir.beam_pipeline_args),
             log=logging.getLogger(f"mlpipe.executor.{node.id}"),
+            node_dir=node_dir,
+            tell_user=tell_user,
         )
         os.makedirs(ctx.tmp_dir, exist_ok=True)
         exec_started = time.perf_counter()

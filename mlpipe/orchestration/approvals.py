@@ -1,0 +1,79 @@
+"""Answering an Approval node: find the request a run is waiting on and record a person's decision.
+
+The node waits on files under the pipeline root (:mod:`mlpipe.io.approvals`); this module finds
+them from what a person knows — the run id and the node id, as the waiting line prints them — by
+way of ML Metadata, which records every execution's node directory and input model.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+
+from mlpipe.errors import MlpipeError
+from mlpipe.io.approvals import (
+    APPROVED,
+    REJECTED,
+    ApprovalDecision,
+    ApprovalRequest,
+    mailbox,
+    read_request,
+    write_decision,
+)
+from mlpipe.metadata.config import MetadataConfig
+from mlpipe.metadata.store import NODE_DIR, NODE_ID, PIPELINE_RUN, MetadataStore, execution_property
+
+
+@dataclass(frozen=True)
+class PendingApproval:
+    request: ApprovalRequest
+    mailbox: str
+
+
+def approve(
+    metadata: MetadataStore | MetadataConfig,
+    run_id: str,
+    node_id: str,
+    *,
+    reject: bool = False,
+    comment: str = "",
+    user: str | None = None,
+) -> ApprovalDecision:
+    """Approves (or rejects) the model that node ``node_id`` of run ``run_id`` asks about.
+
+    ``metadata`` is the pipeline's store (``pipeline.metadata`` or an open MetadataStore), so a
+    notebook answers with ``mlpipe.approve(pipeline.metadata, run_id, "approval")``.
+
+    Returns the decision that stands: an earlier one (e.g. a timeout) wins over this one, and the
+    caller should say so. Raises MlpipeError when there is no such request or ``user`` may not answer.
+    """
+    user = user or getpass.getuser()
+    store = metadata if isinstance(metadata, MetadataStore) else MetadataStore(metadata)
+    pending = find_request(store, run_id, node_id)
+    allowed = pending.request.approvers
+    if allowed and user not in allowed:
+        raise MlpipeError(
+            f"{user!r} may not answer approvals of node '{node_id}'; its approvers are {allowed}"
+        )
+    return write_decision(pending.mailbox, ApprovalDecision(REJECTED if reject else APPROVED, user, comment))
+
+
+def find_request(store: MetadataStore, run_id: str, node_id: str) -> PendingApproval:
+    """The request node ``node_id`` made in run ``run_id`` (its newest execution there)."""
+    run = store.context(PIPELINE_RUN, run_id, create=False)
+    if run is None:
+        raise MlpipeError(f"no run '{run_id}' in {store.config.describe()}; list runs with 'mlpipe runs'")
+    executions = [e for e in store.executions_in_context(run) if execution_property(e, NODE_ID) == node_id]
+    for execution in sorted(executions, key=lambda e: e.id, reverse=True):
+        node_dir = execution_property(execution, NODE_DIR)
+        models = store.input_artifacts(execution.id).get("model") or []
+        if node_dir is None or len(models) != 1:
+            continue
+        box = mailbox(node_dir, models[0].id)
+        request = read_request(box)
+        if request is not None:
+            return PendingApproval(request, box)
+    raise MlpipeError(
+        f"node '{node_id}' of run '{run_id}' has not asked for an approval "
+        f"(is it an Approval node, and has it started? see 'mlpipe show {run_id}')"
+    )
