@@ -192,6 +192,8 @@ def run_fn(fn_args: Any) -> None:
     train = _input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output, batch_size, seed)
     evaluation = _input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, batch_size, seed)
     model = build_keras_model(_categorical_sizes(tf_transform_output), **_model_settings(fn_args))
+    if fn_args.base_model:
+        _warm_start(model, fn_args.base_model)
     model.fit(
         train,
         epochs=epochs,
@@ -210,6 +212,29 @@ def run_fn(fn_args: Any) -> None:
         signatures=_serving_signatures(model, tf_transform_output),
         save_traces=False,
     )
+
+
+def _warm_start(model: tf.keras.Model, base_model_dir: str) -> None:
+    """Start from the weights of ``fn_args.base_model`` (the last blessed model) layer by layer.
+
+    Layers are matched by name (every layer is named); one whose weights changed shape — an
+    embedding whose vocabulary grew with new data, a DNN resized by the Tuner — starts fresh, so
+    warm start never fails a run, it only saves steps. The optimizer starts fresh too.
+    """
+    base = tf.keras.models.load_model(base_model_dir, compile=False)
+    base_layers = {layer.name: layer for layer in base.layers}
+    copied, fresh = [], []
+    for layer in model.layers:
+        source = base_layers.get(layer.name)
+        weights = source.get_weights() if source is not None else []
+        if not layer.get_weights():
+            continue
+        if [w.shape for w in weights] == [w.shape for w in layer.get_weights()]:
+            layer.set_weights(weights)
+            copied.append(layer.name)
+        else:
+            fresh.append(layer.name)
+    print(f"warm start from {base_model_dir}: {len(copied)} layers copied, fresh: {fresh or 'none'}")
 
 
 def tuner_fn(fn_args: Any) -> Any:

@@ -74,8 +74,14 @@ def create_pipeline(
     custom_config: dict | None = None,
     metadata: MetadataConfig | None = None,
     name: str = "taxi",
+    warm_start: bool = False,
 ) -> Pipeline:
-    """Defaults: runs under ``$MLPIPE_TAXI_ROOT`` (or ./runs/taxi), serving dir beside it."""
+    """Defaults: runs under ``$MLPIPE_TAXI_ROOT`` (or ./runs/taxi), serving dir beside it.
+
+    ``warm_start``: the Trainer starts from the latest blessed model (its ``base_model`` input, the
+    same resolver that gives the Evaluator its baseline). Off by default: a warm-started Trainer's
+    input changes whenever a model is blessed, so a rerun on unchanged data trains again.
+    """
     base = os.environ.get("MLPIPE_TAXI_ROOT", os.path.join(os.getcwd(), "runs", "taxi"))
     pipeline_root = pipeline_root or os.path.join(base, "root")
     serving_model_dir = serving_model_dir or os.path.join(base, "serving", "taxi")
@@ -89,17 +95,18 @@ def create_pipeline(
     transform = Transform(
         examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"], module_file=module_file
     )
+    baseline = Resolver(strategy="latest_blessed_model", model=Model, model_blessing=ModelBlessing).with_id(
+        "latest_blessed_model_resolver"
+    )
     trainer = Trainer(
         examples=transform.outputs["transformed_examples"],
+        base_model=baseline.outputs["model"] if warm_start else None,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         module_file=module_file,
         train_args={"num_steps": train_steps},
         eval_args={"num_steps": eval_steps},
         custom_config=custom_config or {},
-    )
-    baseline = Resolver(strategy="latest_blessed_model", model=Model, model_blessing=ModelBlessing).with_id(
-        "latest_blessed_model_resolver"
     )
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
