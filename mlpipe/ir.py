@@ -7,11 +7,14 @@ needs only the IR file and mlpipe installed to run one node.
 from __future__ import annotations
 
 import json
+import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from mlpipe.errors import DefinitionError
+
+log = logging.getLogger("mlpipe.ir")
 
 # Version 2 adds node conditions. An IR is written as version 2 only when a node has conditions,
 # which an older mlpipe would ignore (so it must refuse the file); others stay version 1 and run on
@@ -80,11 +83,28 @@ class PipelineIR:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
+    def without_secrets(self) -> PipelineIR:
+        """This IR without the MySQL password.
+
+        A compiled IR is read by more people than run it — a versioned dags folder, the Kubeflow
+        UI, a shared disk — so the password never goes into one. A process that runs a node from it
+        takes the password from ``MLPIPE_MYSQL_PASSWORD`` (:func:`mlpipe.metadata.config.from_environment`).
+        """
+        if not self.metadata.get("password"):
+            return self
+        log.warning(
+            "pipeline '%s': the MySQL password is left out of the compiled pipeline; give the processes "
+            "that run its nodes MLPIPE_MYSQL_PASSWORD (docs/airflow.md, docs/kubeflow.md)",
+            self.name,
+        )
+        return replace(self, metadata={k: v for k, v in self.metadata.items() if k != "password"})
+
     def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes the IR file, atomically and :meth:`without_secrets`."""
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tmp = f"{path}.tmp-{os.getpid()}"
         with open(tmp, "w") as f:
-            f.write(self.to_json())
+            f.write(self.without_secrets().to_json())
         os.replace(tmp, path)
 
     @staticmethod

@@ -37,7 +37,6 @@ import json
 import logging
 import os
 import sys
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from string import Template
@@ -152,9 +151,9 @@ class AirflowDagRunner:
 
         Returns the DAG id: the pipeline's name.
         """
-        ir = _without_password(
+        ir = (
             pipeline_or_ir.compile() if isinstance(pipeline_or_ir, Pipeline) else pipeline_or_ir
-        )
+        ).without_secrets()
         dag_path = Path(dag_file).absolute()
         if dag_path.suffix != ".py":
             raise DefinitionError(f"DAG file {dag_path} must end in .py: Airflow parses only Python files")
@@ -205,21 +204,6 @@ def compile_for_airflow(
 
         pipeline = load_pipeline(pipeline_file_or_pipeline)
     return AirflowDagRunner(**options).compile(pipeline, dag_file)
-
-
-def _without_password(ir: PipelineIR) -> PipelineIR:
-    """The IR to deploy: dags folders are shared and often versioned, so no MySQL password in it.
-
-    Workers take it from ``MLPIPE_MYSQL_PASSWORD`` instead.
-    """
-    if not ir.metadata.get("password"):
-        return ir
-    log.warning(
-        "pipeline '%s': the MySQL password is left out of the IR next to the DAG; "
-        "give the Airflow workers MLPIPE_MYSQL_PASSWORD (docs/airflow.md)",
-        ir.name,
-    )
-    return replace(ir, metadata={k: v for k, v in ir.metadata.items() if k != "password"})
 
 
 def _utc(value: datetime | str) -> datetime:

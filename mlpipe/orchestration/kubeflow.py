@@ -162,11 +162,4 @@ def compile_for_kubeflow(
 def _ir_parameter_value(ir: PipelineIR) -> str:
     """The IR as the ``mlpipe_ir`` default, without a MySQL password: anyone who can see the pipeline
     in KFP's UI can read the spec. Pods take the password from ``MLPIPE_MYSQL_PASSWORD`` instead."""
-    data = ir.to_dict()  # a deep copy: popping does not touch ``ir``
-    if data["metadata"].pop("password", None):
-        log.warning(
-            "pipeline '%s': the MySQL password is left out of the Kubeflow spec; "
-            "give the tasks MLPIPE_MYSQL_PASSWORD (docs/kubeflow.md)",
-            ir.name,
-        )
-    return json.dumps(data, separators=(",", ":"))
+    return json.dumps(ir.without_secrets().to_dict(), separators=(",", ":"))
