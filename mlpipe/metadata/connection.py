@@ -4,6 +4,10 @@ MLMD's SQLite backend fails with "database is locked" when several processes wri
 its Python handle is not meant for concurrent threads. ``LockedStore`` serializes every call: a
 thread lock inside the process and, for SQLite, an ``flock`` on ``<db>.lock`` across processes.
 Each call is short, so serializing costs little and makes concurrent runs on one file safe.
+
+A :meth:`LockedStore.transaction` (read, then write what the read decided: a cache hit, a new
+execution) must also exclude other processes on MySQL, where MLMD's API has no transactions: it
+holds a MySQL advisory lock (``GET_LOCK``) named after the database, on a connection of its own.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from mlpipe.metadata.config import MetadataConfig
 T = TypeVar("T")
 
 _RETRIES = 8
+ADVISORY_LOCK_TIMEOUT_SECONDS = 60
 
 
 class LockedStore:
@@ -35,6 +40,9 @@ class LockedStore:
         self.config = config
         self._thread_lock = threading.RLock()
         self._lock_fd: int | None = None
+        self._lock_connection: Any = None  # MySQL: the connection that holds the advisory lock
+        self._transaction_depth = 0
+        self._flock_depth = 0
         conn = metadata_store_pb2.ConnectionConfig()
         if config.kind == "sqlite":
             os.makedirs(os.path.dirname(config.path) or ".", exist_ok=True)
@@ -71,21 +79,74 @@ class LockedStore:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        """The thread lock, and for SQLite the file lock, held until the outermost block ends.
+
+        ``flock`` does not count: an inner block that unlocked would release a transaction's lock
+        to other processes halfway through, so only the outermost block takes and drops it.
+        """
         with self._thread_lock:
-            if self._lock_fd is None:
-                yield
-                return
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            outermost = self._lock_fd is not None and self._flock_depth == 0
+            if outermost:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            self._flock_depth += 1
             try:
                 yield
             finally:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                self._flock_depth -= 1
+                if outermost:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Hold the lock across several calls that must see one consistent state (read-then-write)."""
         with self._locked():
-            yield
+            if self.config.kind != "mysql":
+                yield
+                return
+            self._transaction_depth += 1
+            try:
+                if self._transaction_depth == 1:
+                    self._advisory_lock(acquire=True)
+                yield
+            finally:
+                self._transaction_depth -= 1
+                if self._transaction_depth == 0:
+                    self._advisory_lock(acquire=False)
+
+    def _advisory_lock(self, acquire: bool) -> None:
+        import pymysql
+
+        name = f"mlpipe:{self.config.database}"[:64]
+        for attempt in range(_RETRIES):
+            try:
+                if self._lock_connection is None:
+                    self._lock_connection = pymysql.connect(
+                        host=self.config.host,
+                        port=self.config.port,
+                        user=self.config.user,
+                        password=self.config.password,
+                        connect_timeout=10,
+                        autocommit=True,
+                    )
+                with self._lock_connection.cursor() as cursor:
+                    if acquire:
+                        cursor.execute("SELECT GET_LOCK(%s, %s)", (name, ADVISORY_LOCK_TIMEOUT_SECONDS))
+                    else:
+                        cursor.execute("SELECT RELEASE_LOCK(%s)", (name,))
+                    (got,) = cursor.fetchone()
+                if acquire and got != 1:
+                    raise MetadataError(
+                        f"no lock on {self.config.describe()} within {ADVISORY_LOCK_TIMEOUT_SECONDS}s: "
+                        f"another process holds '{name}'"
+                    )
+                return
+            except pymysql.err.OperationalError as e:
+                self._lock_connection = None  # a dropped connection released its lock: reconnect
+                if not acquire or attempt == _RETRIES - 1:
+                    if acquire:
+                        raise MetadataError(f"cannot lock {self.config.describe()}: {e}") from e
+                    return
+                time.sleep(min(0.1 * 2**attempt, 2.0) * random.uniform(0.5, 1.5))
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run one MLMD call under the lock, retrying transient conflicts (MySQL deadlocks, busy SQLite)."""
@@ -106,6 +167,9 @@ class LockedStore:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
+        if self._lock_connection is not None:
+            self._lock_connection.close()
+            self._lock_connection = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

@@ -26,6 +26,7 @@ PIPELINE, PIPELINE_RUN, NODE = "pipeline", "pipeline_run", "node"
 # Execution custom properties written by mlpipe.
 CACHE_KEY, NODE_ID, RUN_ID, PIPELINE_NAME = "__cache_key__", "__node_id__", "__run_id__", "__pipeline_name__"
 LOG_PATH, ERROR, PID, HOST = "__log_path__", "__error__", "__pid__", "__host__"
+LEASE_UNTIL = "__lease_until__"  # a RUNNING execution's owner renews this while it works
 NODE_DIR = "__node_dir__"  # <root>/<node>: where a node keeps state across its executions
 # The parts of the cache key (JSON), and why an execution ran (a cache miss) or which one it reused.
 CACHE_KEY_PARTS, CACHE_MISS, CACHED_FROM = "__cache_key_parts__", "__cache_miss__", "__cached_from__"
@@ -271,6 +272,20 @@ class MetadataStore:
             protos.append(artifact_to_proto(a, self.artifact_type_id(type(a))))
         if protos:
             self.db.call(self.db.mlmd.put_artifacts, protos)
+
+    def renew_lease(self, execution_id: int, until: float) -> bool:
+        """Moves a RUNNING execution's lease end to ``until`` (epoch seconds); False once it is not RUNNING."""
+        with self.db.transaction():
+            [execution] = self.db.call(self.db.mlmd.get_executions_by_id, [execution_id])
+            if execution.last_known_state != self._pb.Execution.RUNNING:
+                return False
+            set_value(execution.custom_properties[LEASE_UNTIL], until)
+            self.db.call(self.db.mlmd.put_executions, [execution])
+            return True
+
+    def execution(self, execution_id: int) -> Any:
+        [execution] = self.db.call(self.db.mlmd.get_executions_by_id, [execution_id])
+        return execution
 
     def mark_execution_failed(self, execution: Any, error: str) -> None:
         execution.last_known_state = self._pb.Execution.FAILED

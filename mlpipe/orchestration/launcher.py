@@ -9,7 +9,12 @@ same on all of them. Guarantees:
 * On failure the execution is FAILED, its artifacts ABANDONED, its directories removed, and a
   ComponentError names the node, the cause and the log file.
 * A process killed mid-execution leaves a RUNNING execution whose PENDING artifacts no query
-  returns; the next launch of that node on this host marks it FAILED and removes its files.
+  returns; once its lease runs out (at once on its own host, where the dead pid shows), the next
+  launch of that node on any host marks it FAILED and removes its files (:mod:`.leases`).
+* Single flight: a launch whose cache key matches an execution still RUNNING under a live owner
+  waits for it and reuses its outputs, so identical runs started together execute each node once.
+  The lookup and the record of what it found are one transaction of the store (across processes:
+  an ``flock`` for SQLite, an advisory lock for MySQL).
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -27,7 +31,6 @@ from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.resolver import Resolver
 from mlpipe.errors import ComponentError, MetadataError, ValidationFailure
-from mlpipe.io.processes import process_alive
 from mlpipe.ir import NodeIR, PipelineIR
 from mlpipe.metadata.config import MetadataConfig, from_environment
 from mlpipe.metadata.store import (
@@ -37,6 +40,7 @@ from mlpipe.metadata.store import (
     CACHED_FROM,
     ERROR,
     HOST,
+    LEASE_UNTIL,
     LOG_PATH,
     NODE_DIR,
     NODE_ID,
@@ -54,6 +58,7 @@ from mlpipe.orchestration.conditions import unmet_condition
 from mlpipe.orchestration.execution_log import capture_to, tell_user
 from mlpipe.orchestration.heap import survivors_frozen
 from mlpipe.orchestration.inputs import UpstreamSkipped, resolve_inputs
+from mlpipe.orchestration.leases import Heartbeat, lease_end, owner_gone
 from mlpipe.orchestration.resolvers import STRATEGY_FUNCTIONS
 from mlpipe.types.artifact import ABANDONED, Artifact
 from mlpipe.types.registry import resolve_type
@@ -61,6 +66,7 @@ from mlpipe.types.registry import resolve_type
 log = logging.getLogger("mlpipe.launcher")
 
 COMPLETE, CACHED, FAILED, SKIPPED = "COMPLETE", "CACHED", "FAILED", "SKIPPED"
+TWIN_POLL_SECONDS = 0.5
 
 
 @dataclass
@@ -136,24 +142,72 @@ def launch_node(
     use_cache = ir.enable_cache if enable_cache is None else enable_cache
     if not use_cache:
         properties[CACHE_MISS] = "caching is off"
-    else:
-        with store.db.transaction():  # no other writer between finding the hit and recording it
+        execution, outputs = _start(ir, node, store, contexts, inputs, properties, type_name)
+    while use_cache:
+        with store.db.transaction():  # no other writer between the lookup and recording what it found
             earlier = store.executions_in_context(contexts.node)
             hit = find_cached_outputs(store, earlier, key.digest, output_classes(node))
             if hit is not None:
-                reused, outputs = hit
+                reused, cached_outputs = hit
                 properties[CACHED_FROM] = reused
                 execution_id = store.record_execution(
-                    type_name, contexts, inputs, outputs, properties, "CACHED"
+                    type_name, contexts, inputs, cached_outputs, properties, "CACHED"
                 )
                 log.info("node %s: cached (execution %d reuses execution %d)", node.id, execution_id, reused)
                 return NodeResult(
-                    node.id, CACHED, execution_id, time.perf_counter() - started, outputs=outputs
+                    node.id, CACHED, execution_id, time.perf_counter() - started, outputs=cached_outputs
                 )
-        properties[CACHE_MISS] = cache_miss_reason(earlier, key)
+            twin = _running_twin(earlier, key.digest)
+            if twin is None:
+                properties[CACHE_MISS] = cache_miss_reason(earlier, key)
+                execution, outputs = _start(ir, node, store, contexts, inputs, properties, type_name)
+                break
+        _wait_for_twin(store, node.id, twin)
+        _clean_up_dead_executions(store, contexts, ir.root, node.id)
     log.info("node %s: executing: %s", node.id, properties[CACHE_MISS])
     with survivors_frozen():
-        return _execute(ir, node.id, cls, run_id, store, contexts, inputs, properties, type_name, started)
+        return _execute(
+            ir, node.id, cls, run_id, store, contexts, inputs, properties, execution, outputs, started
+        )
+
+
+def _start(
+    ir: PipelineIR, node: NodeIR, store: MetadataStore, contexts: Contexts, inputs: dict[str, list[Artifact]],
+    properties: dict[str, Any], type_name: str,
+) -> tuple[Any, dict[str, Artifact]]:  # fmt: skip
+    """Records the execution RUNNING, with a lease, and its outputs PENDING."""
+    outputs = {k: resolve_type(t)() for k, t in node.outputs.items()}
+    recorded = {**properties, NODE_DIR: os.path.join(ir.root, node.id), LEASE_UNTIL: lease_end()}
+    return store.start_execution(type_name, contexts, inputs, outputs, recorded), outputs
+
+
+def _running_twin(earlier: list[Any], digest: str) -> Any | None:
+    """A RUNNING execution with the same cache key whose owner is alive: its outputs will be ours."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    for execution in earlier:
+        if (
+            execution.last_known_state == pb.Execution.RUNNING
+            and execution_property(execution, CACHE_KEY) == digest
+            and owner_gone(execution) is None
+        ):
+            return execution
+    return None
+
+
+def _wait_for_twin(store: MetadataStore, node_id: str, twin: Any) -> None:
+    """Waits while another launcher computes the very outputs this one would (single flight)."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    log.info(
+        "node %s: waiting for execution %d (pid %s on %s), which is computing the same outputs",
+        node_id, twin.id, execution_property(twin, PID), execution_property(twin, HOST),
+    )  # fmt: skip
+    while True:
+        current = store.execution(twin.id)
+        if current.last_known_state != pb.Execution.RUNNING or owner_gone(current) is not None:
+            return
+        time.sleep(TWIN_POLL_SECONDS)
 
 
 def _skip(
@@ -187,14 +241,11 @@ def _resolve(
 
 def _execute(
     ir: PipelineIR, node_id: str, cls: type[Component], run_id: str, store: MetadataStore, contexts: Contexts,
-    inputs: dict[str, list[Artifact]], properties: dict[str, Any], type_name: str, started: float,
+    inputs: dict[str, list[Artifact]], properties: dict[str, Any], execution: Any, outputs: dict[str, Artifact],
+    started: float,
 ) -> NodeResult:  # fmt: skip
     node = ir.node(node_id)
     node_dir = os.path.join(ir.root, node.id)
-    outputs = {k: resolve_type(t)() for k, t in node.outputs.items()}
-    execution = store.start_execution(
-        type_name, contexts, inputs, outputs, {**properties, NODE_DIR: node_dir}
-    )
     execution_id = execution.id
     staging = os.path.join(node_dir, ".staging", str(execution_id))
     log_dir = os.path.join(node_dir, ".system", str(execution_id))
@@ -229,7 +280,7 @@ def _execute(
         os.makedirs(ctx.tmp_dir, exist_ok=True)
         exec_started = time.perf_counter()
         verdict: ValidationFailure | None = None
-        with capture_to(log_path, ctx.log) as log_file:
+        with capture_to(log_path, ctx.log) as log_file, Heartbeat(store, execution_id):
             try:
                 cls.execute(ctx)
             except ValidationFailure as e:
@@ -293,15 +344,15 @@ def _remove_staging(staging: str) -> None:
 
 
 def _clean_up_dead_executions(store: MetadataStore, contexts: Contexts, root: str, node_id: str) -> None:
-    """Mark RUNNING executions of this node whose process died (same host) FAILED; remove their files."""
+    """Take over RUNNING executions of this node whose owner is gone (see :mod:`.leases`): mark them
+    FAILED and remove their files, whichever host they ran on."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
-    host = socket.gethostname()
     for execution in store.executions_in_context(contexts.node):
-        if execution.last_known_state != pb.Execution.RUNNING or execution_property(execution, HOST) != host:
+        if execution.last_known_state != pb.Execution.RUNNING:
             continue
-        pid = execution_property(execution, PID)
-        if pid == os.getpid() or process_alive(pid):
+        reason = owner_gone(execution)
+        if reason is None:
             continue
         outputs = store.output_artifacts(execution.id)
         artifacts = [a for arts in outputs.values() for a in arts]
@@ -309,10 +360,7 @@ def _clean_up_dead_executions(store: MetadataStore, contexts: Contexts, root: st
             shutil.rmtree(os.path.join(root, node_id, key, str(execution.id)), ignore_errors=True)
         shutil.rmtree(os.path.join(root, node_id, ".staging", str(execution.id)), ignore_errors=True)
         store.mark_artifacts(artifacts, ABANDONED)
-        store.mark_execution_failed(execution, f"the process running it (pid {pid} on {host}) died")
+        store.mark_execution_failed(execution, reason)
         log.warning(
-            "node %s: execution %d was left RUNNING by dead process %s; marked FAILED",
-            node_id,
-            execution.id,
-            pid,
+            "node %s: execution %d was left RUNNING: %s; marked FAILED", node_id, execution.id, reason
         )
