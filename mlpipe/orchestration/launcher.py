@@ -138,7 +138,7 @@ def launch_node(
     else:
         with store.db.transaction():  # no other writer between finding the hit and recording it
             earlier = store.executions_in_context(contexts.node)
-            hit = find_cached_outputs(store, earlier, key.digest, output_classes(node))
+            hit = find_cached_outputs(store, earlier, key, output_classes(node))
             if hit is not None:
                 reused, outputs = hit
                 properties[CACHED_FROM] = reused
