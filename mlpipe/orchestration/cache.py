@@ -33,7 +33,7 @@ from mlpipe.dsl.annotations import FunctionPath, ModuleFile
 from mlpipe.dsl.component import Component, FunctionComponent
 from mlpipe.errors import DefinitionError
 from mlpipe.ir import NodeIR
-from mlpipe.metadata.store import CACHE_KEY, CACHE_KEY_PARTS, MetadataStore, execution_property
+from mlpipe.metadata.store import CACHE_KEY, CACHE_KEY_PARTS, CACHED_FROM, MetadataStore, execution_property
 from mlpipe.orchestration.code_digest import (
     LIBRARIES,
     CodeFiles,
@@ -403,7 +403,9 @@ def _stands_in(execution: Any, key: CacheKey) -> bool:
 
 def cache_miss_reason(executions: list[Any], key: CacheKey) -> str:
     """Why none of a node's earlier ``executions`` can stand in: an execution with this very key
-    lost its outputs, or what changed since the newest successful one."""
+    lost its outputs, or what changed since the newest successful one (for a CACHED one, since
+    the execution that made the outputs it reused: a pinned reuse recorded the parts of its own
+    run, and comparing with those would hide what the pin had left out)."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     same_key = _completed_with_key(executions, key)
@@ -414,6 +416,8 @@ def cache_miss_reason(executions: list[Any], key: CacheKey) -> str:
     if not succeeded:
         return FIRST_EXECUTION
     newest = max(succeeded, key=lambda e: e.id)
+    maker = execution_property(newest, CACHED_FROM)
+    newest = next((e for e in executions if e.id == maker), newest)
     recorded = execution_property(newest, CACHE_KEY_PARTS)
     if recorded is None:
         return f"execution {newest.id} (an older mlpipe) did not record its cache key's parts: cannot say what changed"

@@ -125,8 +125,10 @@ def test_standard_component_reruns_for_its_code_and_libraries_only(tmp_path, mlp
     upgraded = _fake_distribution(tmp_path, "tfx-bsl", "1.99.0")
     report = run(path_first=upgraded)
     assert report["state"] == "COMPLETE"
-    # (compared with the newest execution: the pinned run recorded the edited examples.py)
-    assert report["why"].endswith(f": tfx-bsl {installed} → 1.99.0")
+    assert report["why"].split(": ", 1)[1].split("; ") == [
+        "mlpipe/io/examples.py changed",  # the pinned edit: unpinned, the execution it reused differs
+        f"tfx-bsl {installed} → 1.99.0",
+    ]
 
     # the user knows the next upgrade changes nothing here: pinned, the cache holds
     assert (
@@ -184,3 +186,47 @@ def test_a_misspelt_pin_fails_the_node_naming_it(tmp_path, monkeypatch):
         info.value
     )
     assert "unknown name(s) ['tensorflow-transfrom']" in str(info.value)
+
+
+def test_executions_recorded_before_the_new_parts_are_explained_and_can_be_pinned(
+    tmp_path, monkeypatch, calls
+):
+    """An older mlpipe recorded other digests and parts without ``key_format`` (and without the
+    mlpipe, source, library and helper parts): rewrite a real run's records so, as an upgrade finds them."""
+    import json as json_module
+
+    from mlpipe.metadata.store import CACHE_KEY, CACHE_KEY_PARTS, MetadataStore
+
+    module_file = tmp_path / "user_module.py"
+    module_file.write_text("def transform(v):\n    return v + 1\n")
+    config = sqlite(tmp_path / "metadata.sqlite")
+
+    def run(factor: float = 2.0):
+        pipeline = four_nodes.create_pipeline(str(tmp_path / "root"), str(module_file), config, factor=factor)
+        return LocalDagRunner(progress=False).run(pipeline).results
+
+    first = run()
+    store = MetadataStore(config)
+    executions = store.db.mlmd.get_executions()
+    for execution in executions:
+        parts = json_module.loads(execution.custom_properties[CACHE_KEY_PARTS].string_value)
+        del parts["key_format"]
+        execution.custom_properties[CACHE_KEY_PARTS].string_value = json_module.dumps(parts)
+        execution.custom_properties[CACHE_KEY].string_value = "digest-of-an-older-mlpipe"
+    store.db.mlmd.put_executions(executions)
+    store.close()
+    calls()
+
+    monkeypatch.setenv("MLPIPE_CACHE_PIN", "mlpipe")  # pinned: the older executions stand in
+    assert {r.state for r in run().values()} == {"CACHED"}
+    assert calls() == []
+
+    monkeypatch.delenv("MLPIPE_CACHE_PIN")
+    results = run(factor=3.0)
+    older = "older execution without mlpipe's version, source files, library versions and helper modules in its key"
+    # compared with the execution that made the outputs, not with the pinned CACHED one
+    assert results["ingest"].cache_miss == f"since execution {first['ingest'].execution_id}: {older}"
+    assert results["scale"].cache_miss.startswith(
+        f"since execution {first['scale'].execution_id}: {older}; parameter 'factor' changed: 2.0 -> 3.0; "
+    )
+    assert calls() == ["ingest", "scale", "apply_module", "summarize"]
