@@ -403,9 +403,9 @@ def _stands_in(execution: Any, key: CacheKey) -> bool:
 
 def cache_miss_reason(executions: list[Any], key: CacheKey) -> str:
     """Why none of a node's earlier ``executions`` can stand in: an execution with this very key
-    lost its outputs, or what changed since the newest successful one (for a CACHED one, since
-    the execution that made the outputs it reused: a pinned reuse recorded the parts of its own
-    run, and comparing with those would hide what the pin had left out)."""
+    lost its outputs, or what changed since the newest successful one (for a pinned reuse, since
+    the execution that made the outputs it reused: the reuse recorded the parts of its own run,
+    and comparing with those would hide what the pin had left out)."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     same_key = _completed_with_key(executions, key)
@@ -416,8 +416,9 @@ def cache_miss_reason(executions: list[Any], key: CacheKey) -> str:
     if not succeeded:
         return FIRST_EXECUTION
     newest = max(succeeded, key=lambda e: e.id)
-    maker = execution_property(newest, CACHED_FROM)
-    newest = next((e for e in executions if e.id == maker), newest)
+    maker = next((e for e in executions if e.id == execution_property(newest, CACHED_FROM)), None)
+    if maker is not None and execution_property(maker, CACHE_KEY) != execution_property(newest, CACHE_KEY):
+        newest = maker  # a reuse only a pin allowed
     recorded = execution_property(newest, CACHE_KEY_PARTS)
     if recorded is None:
         return f"execution {newest.id} (an older mlpipe) did not record its cache key's parts: cannot say what changed"
