@@ -232,6 +232,7 @@ _STATEMENT = re.compile(
 _IMPORT_CALLS = ("import_module", "__import__")
 _IMPORT_CALL = re.compile(r"\b(?:import_module|__import__)[ \t]*\([ \t]*(?P<arg>[^,)\n]*)")
 _CONTINUATION = re.compile(r"\\\r?\n")
+_COMMENT = re.compile(r"#[^\n]*")
 _STRING = re.compile(r"""^[rRbBuU]?(['"])([\w.]+)\1$""")
 
 
@@ -273,6 +274,7 @@ def _block_end(text: str, start: int, indent: str) -> int:
 
 def _names(listed: str) -> list[str]:
     """The module or member names of ``a as b, c`` or ``(a,\n b)``."""
+    listed = _COMMENT.sub("", listed)
     return [item.split()[0] for item in listed.strip("() \t\n").split(",") if item.strip()]
 
 

@@ -100,7 +100,7 @@ def test_user_module_covers_the_folder_files_it_imports(tmp_path):
     (tmp_path / "pkg" / "train.py").write_text(
         "from typing import TYPE_CHECKING\n"
         "import tensorflow_transform as tft\n"
-        "from . import features\n"
+        "from . import (  # the features\n    features,  # and more\n)\n"
         "from .sub.deep import f\n"
         "if TYPE_CHECKING:\n"
         "    from pkg import typing_only\n"
