@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import glob
 import hashlib
-import importlib.metadata
 import os
 import re
 from collections.abc import Iterable
@@ -183,6 +182,8 @@ def library_versions(imported_packages: Iterable[str]) -> dict[str, str]:
 
 @functools.cache
 def _version(dist: str) -> str:
+    import importlib.metadata  # ~20 ms (email, zipfile, csv): only when a key needs a version
+
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
