@@ -282,20 +282,21 @@ def explain_cache_miss(
         )
         current = {k: v for k, v in current.items() if k.partition(":")[0] not in _NEW_IN_FORMAT_2}
     previous, current = _compared(previous, pinned), _compared(current, pinned)
-    sources: list[str] = []
-    for name in sorted(set(previous) | set(current), key=rank):
+    changed = sorted((n for n in set(previous) | set(current) if previous.get(n) != current.get(n)), key=rank)
+    sources = [n for n in changed if n.startswith("source:")]
+    for name in changed:
         old, new = previous.get(name), current.get(name)
-        if old == new:
-            continue
         kind, _, key = name.partition(":")
         if kind == "code":
             reasons.append("the component's code or VERSION changed")
         elif kind == "mlpipe":
             reasons.append(_changed_between("mlpipe", old, new))
         elif kind == "source":
-            sources.append(_source_change(key, old, new))
-            if len(sources) == 1:
-                reasons.append("")  # filled in below, once every changed file is known
+            shown = sources.index(name)
+            if shown < _SHOWN_SOURCES:
+                reasons.append(_source_change(key, old, new))
+            elif shown == _SHOWN_SOURCES:
+                reasons.append(f"and {len(sources) - shown} more mlpipe files")
         elif kind == "library":
             reasons.append(_changed_between(key, old, new))
         elif kind == "helper":
@@ -310,10 +311,6 @@ def explain_cache_miss(
             reasons.append(f"input '{key}': {_artifacts(new)} (was {_artifacts(old)})")
         else:  # a part a newer mlpipe records
             reasons.append(f"'{name}' changed")
-    if sources:
-        more = len(sources) - _SHOWN_SOURCES
-        shown = "; ".join(sources[:_SHOWN_SOURCES]) + (f"; and {more} more mlpipe files" if more > 0 else "")
-        reasons[reasons.index("")] = shown
     return "; ".join(dict.fromkeys(reasons))  # one helper may be imported by two module files
 
 
