@@ -36,7 +36,9 @@ class Component:
                 ctx.outputs["count"].write(...)
 
     ``VERSION`` is part of the cache key; the class's source code is too, so editing the executor
-    re-runs the node without a manual bump.
+    re-runs the node without a manual bump. Bump ``VERSION`` when a helper the executor calls in
+    your own files changes; the standard components need none: their key covers every mlpipe module
+    they import (docs/caching.md).
     """
 
     SPEC: ClassVar[ComponentSpec] = ComponentSpec()

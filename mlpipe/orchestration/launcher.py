@@ -146,7 +146,7 @@ def launch_node(
     while use_cache:
         with store.db.transaction():  # no other writer between the lookup and recording what it found
             earlier = store.executions_in_context(contexts.node)
-            hit = find_cached_outputs(store, earlier, key.digest, output_classes(node))
+            hit = find_cached_outputs(store, earlier, key, output_classes(node))
             if hit is not None:
                 reused, cached_outputs = hit
                 properties[CACHED_FROM] = reused

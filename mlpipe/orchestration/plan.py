@@ -178,7 +178,7 @@ def _plan_unconditioned(
         return PlannedNode(node.id, EXECUTE, "; ".join(new)), NEW
     context = store.context(NODE, f"{ir.name}.{node.id}", create=False)
     executions = store.executions_in_context(context) if context is not None else []
-    hit = find_cached_outputs(store, executions, key.digest, output_classes(node), mark_deleted=False)
+    hit = find_cached_outputs(store, executions, key, output_classes(node), mark_deleted=False)
     if hit is not None:
         return PlannedNode(node.id, REUSE, f"reuses execution {hit[0]}"), hit[1]
     return PlannedNode(node.id, EXECUTE, cache_miss_reason(executions, key)), NEW
