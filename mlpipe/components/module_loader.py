@@ -16,13 +16,19 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from mlpipe.compat.hook import install as install_tfx_hook
 from mlpipe.errors import DefinitionError
 
 _load_counter = itertools.count()
 
 
 def load_module_file(module_file: str) -> ModuleType:
-    """Execute ``module_file`` (a ``.py`` path or an importable module name) into a fresh module."""
+    """Execute ``module_file`` (a ``.py`` path or an importable module name) into a fresh module.
+
+    TFX module files (``from tfx import v1 as tfx``) load unchanged: ``tfx`` resolves to mlpipe's
+    TFX layer unless a real TFX is installed (:mod:`mlpipe.compat.hook`).
+    """
+    install_tfx_hook()
     if os.path.isfile(module_file):
         name = f"mlpipe_user_module_{next(_load_counter)}"
         spec = importlib.util.spec_from_file_location(name, os.path.abspath(module_file))
