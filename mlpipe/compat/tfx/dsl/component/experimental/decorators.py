@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from mlpipe.compat.tfx.dsl.component.experimental.annotations import VALUE_TYPES, OutputDict
+from mlpipe.compat.tfx.types.artifact_view import TfxArtifactView
 from mlpipe.compat.tfx.unsupported import UnsupportedTfxFeature
 from mlpipe.dsl.annotations import _Annotation
 from mlpipe.dsl.component import FunctionComponent
@@ -30,8 +31,8 @@ class TfxFunctionComponent(FunctionComponent):
 
     @classmethod
     def execute(cls, ctx: ExecutionContext) -> None:  # type: ignore[override]
-        kwargs: dict[str, Any] = {name: ctx.input(name) for name in cls.SPEC.inputs}
-        kwargs.update({k: v for k, v in ctx.outputs.items() if k not in cls.RETURNED})
+        kwargs: dict[str, Any] = {name: _view(ctx.input(name)) for name in cls.SPEC.inputs}
+        kwargs.update({k: TfxArtifactView(v) for k, v in ctx.outputs.items() if k not in cls.RETURNED})
         kwargs.update(ctx.parameters)
         result = cls.FUNCTION(**kwargs)
         if not cls.RETURNED:
@@ -43,6 +44,10 @@ class TfxFunctionComponent(FunctionComponent):
             )
         for key in cls.RETURNED:
             ctx.outputs[key].write(result[key])
+
+
+def _view(artifact: Any) -> TfxArtifactView | None:
+    return None if artifact is None else TfxArtifactView(artifact)
 
 
 def component(
