@@ -39,10 +39,15 @@ class TfxAliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         from mlpipe.compat.tfx.unsupported import import_compat_module
 
-        return import_compat_module(spec.name)
+        module = import_compat_module(spec.name)
+        spec.loader_state = module.__spec__  # the import system overwrites it; exec_module restores it
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        """Nothing to run: :meth:`create_module` returned the already-imported compat module."""
+        """Nothing to run (the compat module is imported already); keep its own ``__spec__``."""
+        original = module.__spec__.loader_state
+        if original is not None:
+            module.__spec__ = original
 
 
 def real_tfx_importable() -> bool:
@@ -67,7 +72,7 @@ def install() -> bool:
             return True
         if real_tfx_importable():
             return False
-        sys.meta_path.append(TfxAliasFinder())
+        sys.meta_path.insert(0, TfxAliasFinder())  # before PathFinder, which would load tfx.<sub> anew
         return True
 
 
