@@ -52,6 +52,7 @@ sa = types.standard_artifacts
         (proto.ServingSpec(tensorflow_serving=proto.TensorFlowServing(tags=["latest"]),
                            local_docker=proto.LocalDockerConfig(), model_name="m"),
          b"\n\x08\n\x06latest\x12\x00\x22\x01m"),
+        (proto.KubernetesConfig(service_account_name="sa", active_deadline_seconds=5), b"\n\x02sa\x10\x05"),
         (proto.ValidationSpec(max_loading_time_seconds=60, num_tries=3), b"\x08\x3c\x10\x03"),
         (proto.RequestSpec(tensorflow_serving=proto.TensorFlowServingRequestSpec(signature_names=["s"]),
                            split_name="eval", num_examples=3),
@@ -515,3 +516,38 @@ def test_a_real_tfx_on_the_path_is_used_and_nothing_is_hooked(tmp_path):
         stand_in,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_component_annotation_and_artifact_base_are_accepted():
+    @dsl.components.component(component_annotation=dsl.standard_annotations.Train)
+    def train_marker(examples: dsl.components.InputArtifact[sa.Examples]) -> None:
+        pass
+
+    assert set(train_marker.SPEC.inputs) == {"examples"} and issubclass(sa.Examples, dsl.Artifact)
+    assert issubclass(train_marker, types.BaseComponent)
+
+
+def test_fileio_and_io_utils_read_and_write_files(tmp_path):
+    from google.protobuf import descriptor_pb2
+
+    from mlpipe.compat.tfx.dsl.io import fileio
+    from mlpipe.compat.tfx.utils import io_utils
+
+    folder = str(tmp_path / "a" / "b")
+    fileio.makedirs(folder)
+    io_utils.write_string_file(os.path.join(folder, "x.txt"), "hello")
+    assert fileio.exists(os.path.join(folder, "x.txt")) and fileio.isdir(folder)
+    assert io_utils.read_string_file(os.path.join(folder, "x.txt")) == "hello"
+    io_utils.copy_file(os.path.join(folder, "x.txt"), str(tmp_path / "y.txt"))
+    assert (tmp_path / "y.txt").read_text() == "hello"
+    assert fileio.glob(str(tmp_path / "*.txt")) == [str(tmp_path / "y.txt")]
+    assert io_utils.get_only_uri_in_dir(folder) == os.path.join(folder, "x.txt")
+    message = descriptor_pb2.FileDescriptorProto(name="n.proto", package="p")
+    io_utils.write_pbtxt_file(str(tmp_path / "m.pbtxt"), message)
+    assert (tmp_path / "m.pbtxt").read_text() == 'name: "n.proto"\npackage: "p"\n'
+    assert (
+        io_utils.parse_pbtxt_file(str(tmp_path / "m.pbtxt"), descriptor_pb2.FileDescriptorProto()) == message
+    )
+    fileio.remove(str(tmp_path / "y.txt"))
+    fileio.rmtree(str(tmp_path / "a"))
+    assert fileio.listdir(str(tmp_path)) == ["m.pbtxt"]
