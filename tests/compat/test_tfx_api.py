@@ -385,6 +385,22 @@ def test_kubeflow_v2_runner_writes_a_pipeline_spec(tmp_path, monkeypatch):
     assert images == {"registry.example/mlpipe:1"}
 
 
+@pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
+def test_kfp_local_tasks_import_the_tfx_file_through_the_entry_points_hook(tmp_path, monkeypatch):
+    """Each kfp.local task is a fresh interpreter running mlpipe's node entry point; the node's
+    component class lives in the TFX file, whose ``from tfx import v1`` only the hook answers."""
+    from kfp import local
+
+    from mlpipe.orchestration.kubeflow import KubeflowDagRunner
+
+    monkeypatch.setenv("TINY_ROOT", str(tmp_path / "root"))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    pipeline = load_pipeline(_tiny(tmp_path, "tfx.orchestration.LocalDagRunner()"))
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "kfp-local"))
+    KubeflowDagRunner().build(pipeline)()
+    assert _tiny_report(tmp_path / "root") == "total=10"
+
+
 def test_airflow_dag_runner_compiles_a_dag_file_and_refuses_to_be_a_dag(tmp_path, monkeypatch):
     monkeypatch.setenv("TINY_ROOT", str(tmp_path / "root"))
     from mlpipe.compat.tfx.orchestration.airflow.airflow_dag_runner import (
