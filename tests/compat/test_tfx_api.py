@@ -291,6 +291,8 @@ def test_function_component_has_tfx_spec_and_writes_its_output_dict(tmp_path):
 
 
 TINY_PIPELINE = """
+from __future__ import annotations  # string annotations, OutputDict(...) among them
+
 import os
 from tfx import v1 as tfx
 

@@ -114,5 +114,4 @@ def _optional_plain(ann: Any) -> bool:
 def _hints(f: Callable[..., Any]) -> dict[str, Any]:
     """Annotations with string ones (``from __future__ import annotations``) evaluated in the
     function's module; ``OutputDict(...)`` is a value, which ``typing.get_type_hints`` refuses."""
-    env = dict(getattr(inspect.getmodule(f), "__dict__", {}))
-    return {k: eval(v, env) if isinstance(v, str) else v for k, v in f.__annotations__.items()}  # noqa: S307
+    return {k: eval(v, f.__globals__) if isinstance(v, str) else v for k, v in f.__annotations__.items()}  # noqa: S307
