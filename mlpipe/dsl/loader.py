@@ -3,9 +3,9 @@
 The file is imported as a module named after it (its folder on sys.path), so components defined
 in it have a stable import path that other processes (Airflow, Kubeflow tasks) can import too.
 
-A file that defines neither ``create_pipeline()`` nor a Pipeline object — a TFX pipeline file
-builds its pipeline in ``if __name__ == "__main__": LocalDagRunner().run(...)`` — is run again as
-``__main__``; runners that call :func:`hand_over` while it runs give their pipeline to the loader
+A TFX file (one that imports ``tfx``) defining neither ``create_pipeline()`` nor a Pipeline object
+— it builds its pipeline in ``if __name__ == "__main__": LocalDagRunner().run(...)`` — is run again
+as ``__main__``; runners that call :func:`hand_over` while it runs give their pipeline to the loader
 instead of running it. ``import tfx`` in the file resolves to mlpipe's TFX layer (see
 :mod:`mlpipe.compat.hook`) unless a real TFX is installed.
 """
@@ -50,7 +50,7 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
             )
         return pipeline
     found = [v for v in vars(module).values() if isinstance(v, Pipeline)]
-    if not found:
+    if not found and _uses_tfx_layer(module):
         found = _run_as_main(path)
     if len(found) != 1:
         raise DefinitionError(
@@ -73,6 +73,16 @@ def hand_over(pipeline: Pipeline) -> bool:
         return False
     collected.append(pipeline)
     return True
+
+
+def _uses_tfx_layer(module: object) -> bool:
+    """True for a TFX file: it imported ``tfx`` (or names from it) through mlpipe's TFX layer, whose
+    runners hand over. Other files' ``__main__`` blocks are never run here: they may run pipelines."""
+    for value in vars(module).values():
+        name = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+        if isinstance(name, str) and name.startswith("mlpipe.compat.tfx"):
+            return True
+    return False
 
 
 def _run_as_main(path: str) -> list[Pipeline]:

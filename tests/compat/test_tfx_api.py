@@ -359,6 +359,17 @@ def test_loader_takes_the_pipeline_a_files_main_block_hands_to_any_runner(tmp_pa
     assert not (tmp_path / "root").exists()  # handed over, not run or written
 
 
+def test_loader_never_runs_the_main_block_of_a_file_without_tfx(tmp_path):
+    path = tmp_path / "plain.py"
+    marker = tmp_path / "main_ran"
+    path.write_text(f"if __name__ == '__main__':\n    open({str(marker)!r}, 'w').close()\n")
+    from mlpipe.errors import DefinitionError
+
+    with pytest.raises(DefinitionError, match="found 0"):
+        load_pipeline(path)
+    assert not marker.exists()
+
+
 def test_beam_dag_runner_runs_the_tfx_pipeline(tmp_path, monkeypatch):
     monkeypatch.setenv("TINY_ROOT", str(tmp_path / "root"))
     from mlpipe.compat.tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
