@@ -16,14 +16,23 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+from mlpipe.compat.hook import install as install_tfx_hook
 from mlpipe.errors import DefinitionError
 
 _load_counter = itertools.count()
 
 
 def load_module_file(module_file: str) -> ModuleType:
-    """Execute ``module_file`` (a ``.py`` path or an importable module name) into a fresh module."""
+    """Execute ``module_file`` (a ``.py`` path or an importable module name) into a fresh module.
+
+    TFX module files (``from tfx import v1 as tfx``) load unchanged: ``tfx`` resolves to mlpipe's
+    TFX layer unless a real TFX is installed (:mod:`mlpipe.compat.hook`). A file that imports
+    ``keras_tuner`` at its top (TFX's taxi module does) gets it bound to tf.keras first, whichever
+    component loads it first in the process.
+    """
+    install_tfx_hook()
     if os.path.isfile(module_file):
+        _bind_keras_tuner_if_imported(module_file)
         name = f"mlpipe_user_module_{next(_load_counter)}"
         spec = importlib.util.spec_from_file_location(name, os.path.abspath(module_file))
     else:
@@ -36,6 +45,15 @@ def load_module_file(module_file: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _bind_keras_tuner_if_imported(path: str) -> None:
+    with open(path, "rb") as f:
+        if b"keras_tuner" not in f.read():
+            return
+    from mlpipe.components.keras2 import import_keras_tuner
+
+    import_keras_tuner(os.path.basename(path))
 
 
 def _find_importable(name: str) -> importlib.machinery.ModuleSpec | None:

@@ -1,0 +1,1 @@
+"""``tfx.components.trainer``: the deep import paths TFX module files use."""

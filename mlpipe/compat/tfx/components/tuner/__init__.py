@@ -1,0 +1,1 @@
+"""``tfx.components.tuner``: the deep import paths TFX module files use."""

@@ -1,0 +1,1 @@
+"""``tfx.dsl.component``: deep import paths of TFX's Python-function components."""

@@ -1,0 +1,1 @@
+"""``tfx.dsl.component.experimental``: annotations and the ``@component`` decorator."""

@@ -1,0 +1,1 @@
+"""``tfx.dsl.components.base``: the deep paths older pipelines import."""

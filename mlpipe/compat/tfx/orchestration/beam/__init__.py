@@ -1,0 +1,1 @@
+"""``tfx.orchestration.beam``."""
