@@ -7,6 +7,7 @@ import importlib.util
 import sys
 import threading
 
+from mlpipe.compat.hook import install as install_tfx_hook
 from mlpipe.dsl.component import Component
 from mlpipe.errors import DefinitionError
 from mlpipe.ir import NodeIR, PipelineIR
@@ -43,6 +44,7 @@ def _has(module: object, qualname: str) -> bool:
 
 
 def _import(module_name: str, node: NodeIR):  # noqa: ANN202
+    install_tfx_hook()  # a component defined in a TFX pipeline file imports tfx (Beam workers, tasks)
     if module_name != "__main__":
         try:
             return importlib.import_module(module_name)
