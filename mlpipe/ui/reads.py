@@ -10,7 +10,6 @@ are drawn too.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +27,6 @@ from mlpipe.types.artifact import LIVE, Artifact
 
 PAGE_SIZE = 25
 RUN_STATES = ("RUNNING", "FAILED", "COMPLETE")
-_NAME = re.compile(r"[A-Za-z0-9_.:+-]+")  # run and pipeline names quoted into filter queries
 
 
 class NotFound(MetadataError):
@@ -78,9 +76,8 @@ def _options(**kwargs: Any) -> Any:
 
 
 def _quoted(name: str) -> str:
-    if not _NAME.fullmatch(name):
-        raise NotFound(f"no run or pipeline named {name!r}")
-    return f"'{name}'"
+    """A string literal for an MLMD filter query (backslash escapes, as in its SQL-like syntax)."""
+    return "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def runs_page(
@@ -97,31 +94,30 @@ def runs_page(
     if pipeline:
         where.append(f"custom_properties.{PIPELINE_NAME}.string_value = {_quoted(pipeline)}")
     rows: list[RunRow] = []
-    while len(rows) < size:
+    while len(rows) <= size:  # one row more than a page tells whether an older page exists
         query = where + ([f"id < {int(before)}"] if before is not None else [])
         contexts = store.db.call(
             store.db.mlmd.get_contexts,
             list_options=_options(
-                limit=size,
+                limit=size + 1,
                 order_by=metadata_store.OrderByField.ID,
                 is_asc=False,
                 filter_query=" AND ".join(query),
             ),
         )
-        if not contexts:
-            return RunsPage(rows, None)
-        page = _run_rows(store, contexts)
-        rows += [r for r in page if state is None or r.state == state][: size - len(rows)]
-        before = contexts[-1].id if len(contexts) == size else None
-        if before is None:
-            return RunsPage(rows, None)
-        if len(rows) == size:
-            before = rows[-1].context_id
-    return RunsPage(rows, before)
+        rows += [r for r in _run_rows(store, contexts) if state is None or r.state == state]
+        if len(contexts) <= size:
+            break
+        before = contexts[-1].id
+    if len(rows) > size:
+        return RunsPage(rows[:size], rows[size - 1].context_id)
+    return RunsPage(rows, None)
 
 
 def _run_rows(store: MetadataStore, contexts: list[Any]) -> list[RunRow]:
     """Rows for run contexts: their executions in one query, grouped by the run id they record."""
+    if not contexts:
+        return []
     names = ", ".join(_quoted(c.name) for c in contexts)
     executions = store.db.call(
         store.db.mlmd.get_executions,
