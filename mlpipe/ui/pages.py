@@ -169,26 +169,18 @@ def compare(ctx: PageContext, request: Request) -> Page:
 
 
 def lineage(ctx: PageContext, request: Request, artifact_id: int) -> Page:
+    from mlpipe.visualize import dag_svg
+
     _artifact(ctx, artifact_id)
     lin = artifact_lineage(ctx.store, artifact_id)
-    producers = {
-        a.id: _producer(ctx.store, a.id or 0) for a in [lin.artifact, *lin.upstream, *lin.downstream]
+    graph = reads.lineage_graph(ctx.store, artifact_id)
+    data = {
+        "lin": lin,
+        "producers": graph.producers,
+        "graph": Markup(dag_svg(graph.dag())),
+        "sources": graph.sources,
     }
-    return "lineage.html", {"lin": lin, "producers": producers}
-
-
-def _producer(store: MetadataStore, artifact_id: int) -> tuple[int, str] | None:
-    """(execution id, node id) of the execution that made the artifact (not one that reused it)."""
-    from ml_metadata.proto import metadata_store_pb2 as pb
-
-    from mlpipe.metadata.store import NODE_ID, execution_property
-
-    events = store.db.call(store.db.mlmd.get_events_by_artifact_ids, [artifact_id])
-    ids = sorted(e.execution_id for e in events if e.type == pb.Event.OUTPUT)
-    if not ids:
-        return None
-    (first,) = store.db.call(store.db.mlmd.get_executions_by_id, ids[:1])
-    return first.id, execution_property(first, NODE_ID, "")
+    return "lineage.html", data
 
 
 def models(ctx: PageContext, request: Request) -> Page:

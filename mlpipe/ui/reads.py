@@ -17,6 +17,7 @@ from mlpipe.errors import MetadataError
 from mlpipe.ir import InputIR, NodeIR, PipelineIR
 from mlpipe.metadata.queries import ExecutionInfo, _state_name, run_executions
 from mlpipe.metadata.store import (
+    NODE_ID,
     PIPELINE_NAME,
     PIPELINE_RUN,
     RUN_ID,
@@ -256,3 +257,119 @@ def _evaluation_behind(store: MetadataStore, pushed: Artifact) -> Artifact | Non
                 if evaluation.state == LIVE:
                     return evaluation
     return None
+
+
+@dataclass(frozen=True)
+class LineageGraph:
+    """Artifacts around one artifact, an edge where an execution turned one into another, and the
+    files the chain read (data directories, module files with the content hash the cache used)."""
+
+    artifact_id: int
+    artifacts: dict[int, Artifact]
+    producers: dict[int, tuple[int, str]]  # artifact id -> (execution id, node id) that made it
+    edges: set[tuple[int, int]]  # (input artifact id, output artifact id)
+    sources: list[tuple[str, int, str, str]]  # (node id, execution id, parameter, value)
+
+    def dag(self) -> PipelineIR:
+        """The graph in the shape the DAG picture draws: one box per artifact, in topological order."""
+        label = {i: f"{a.type_name} {i}" for i, a in self.artifacts.items()}
+        into: dict[int, list[int]] = {i: [] for i in self.artifacts}
+        for source, target in self.edges:
+            into[target].append(source)
+        order: list[int] = []
+        pending = sorted(self.artifacts)
+        while pending:
+            ready = [i for i in pending if all(s in order for s in into[i])] or pending[:1]
+            order += ready
+            pending = [i for i in pending if i not in ready]
+        nodes = tuple(
+            NodeIR(
+                label[i],
+                self.producers.get(i, (0, "made outside a pipeline"))[1],
+                None,
+                {},
+                {str(s): InputIR(label[s], "", "") for s in sorted(into[i])},
+                {},
+                (),
+            )
+            for i in order
+        )
+        return PipelineIR("lineage", "", {}, True, nodes)
+
+
+SOURCE_PARAMETERS = ("input_base", "module_file", "schema_file", "query")
+
+
+def lineage_graph(store: MetadataStore, artifact_id: int) -> LineageGraph:
+    """Upstream through producers and downstream through consumers, following COMPLETE executions."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    from mlpipe.metadata.queries import get_artifact
+
+    start = get_artifact(store, artifact_id)
+    artifacts: dict[int, Artifact] = {artifact_id: start}
+    producers: dict[int, tuple[int, str]] = {}
+    edges: set[tuple[int, int]] = set()
+    sources: list[tuple[str, int, str, str]] = []
+    done = pb.Execution.COMPLETE
+
+    def executions_of(aid: int, kind: int) -> list[Any]:
+        events = store.db.call(store.db.mlmd.get_events_by_artifact_ids, [aid])
+        ids = sorted({e.execution_id for e in events if e.type == kind})
+        found = store.db.call(store.db.mlmd.get_executions_by_id, ids) if ids else []
+        return sorted((e for e in found if e.last_known_state == done), key=lambda e: e.id)
+
+    upstream, seen_exec = [artifact_id], set()
+    while upstream:
+        aid = upstream.pop(0)
+        made_by = executions_of(aid, pb.Event.OUTPUT)[:1]  # the first maker, not a later reuse
+        for execution in made_by:
+            node = execution_property(execution, NODE_ID, "")
+            producers[aid] = (execution.id, node)
+            if execution.id in seen_exec:
+                for arts in store.input_artifacts(execution.id).values():
+                    edges.update((a.id, aid) for a in arts if a.id in artifacts)
+                continue
+            seen_exec.add(execution.id)
+            sources += _sources(execution, node)
+            for arts in store.input_artifacts(execution.id).values():
+                for a in arts:
+                    if a.state != LIVE or a.id is None:
+                        continue
+                    edges.add((a.id, aid))
+                    if a.id not in artifacts:
+                        artifacts[a.id] = a
+                        upstream.append(a.id)
+
+    downstream = [artifact_id]
+    while downstream:
+        aid = downstream.pop(0)
+        for execution in executions_of(aid, pb.Event.INPUT):
+            for arts in store.output_artifacts(execution.id).values():
+                for a in arts:
+                    if a.state != LIVE or a.id is None:
+                        continue
+                    edges.add((aid, a.id))
+                    if a.id not in artifacts:
+                        artifacts[a.id] = a
+                        producers[a.id] = (execution.id, execution_property(execution, NODE_ID, ""))
+                        downstream.append(a.id)
+    return LineageGraph(artifact_id, artifacts, producers, edges, sources)
+
+
+def _sources(execution: Any, node: str) -> list[tuple[str, int, str, str]]:
+    """The files an execution read by parameter, with the module file's hash from its cache key."""
+    import json
+
+    from mlpipe.metadata.store import CACHE_KEY_PARTS
+
+    found = []
+    for name in SOURCE_PARAMETERS:
+        value = execution_property(execution, name)
+        if value not in (None, "", "null"):
+            found.append((node, execution.id, name, str(value)))
+    parts = json.loads(execution_property(execution, CACHE_KEY_PARTS, "{}") or "{}")
+    for key, digest in sorted(parts.items()):
+        if key.startswith("module_file:"):
+            found.append((node, execution.id, f"{key.split(':', 1)[1]} content", str(digest)))
+    return found

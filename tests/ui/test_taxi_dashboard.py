@@ -85,12 +85,29 @@ def test_lineage_of_the_pushed_model_leads_back_to_the_csv_example_gen(web, taxi
     web.find_element(By.LINK_TEXT, "Lineage of this artifact").click()
     wait_for(lambda: "Lineage of" in web.find_element(By.TAG_NAME, "h1").text, what="lineage page")
     screenshot(web, "lineage")
+    boxes = {
+        b.get_attribute("data-node")
+        for b in web.find_elements(By.CSS_SELECTOR, "figure.lineage-graph g.node")
+    }
+    (examples,) = first.results["CsvExampleGen"].outputs["examples"]
+    (model,) = first.results["Trainer"].outputs["model"]
+    assert {f"PushedModel {pushed.id}", f"Examples {examples.id}", f"Model {model.id}"} <= boxes
+    files = web.find_element(By.CSS_SELECTOR, "table.sources").text
+    assert str(data) in files and "module_file content sha256:" in files
     web.find_element(By.CSS_SELECTOR, "section[aria-labelledby=up]").find_element(
         By.LINK_TEXT, "CsvExampleGen"
     ).click()
     heading = wait_for(lambda: web.find_element(By.TAG_NAME, "h1").text, what="execution page")
     assert heading == f"Execution {first.results['CsvExampleGen'].execution_id}: CsvExampleGen"
     assert str(data) in web.find_element(By.TAG_NAME, "main").text  # the CSV directory it read
+
+    # a box of the lineage graph is a link too: the Model's box opens the Model's lineage
+    web.back()
+    web.find_element(By.CSS_SELECTOR, f'figure.lineage-graph g.node[data-node="Model {model.id}"]').click()
+    wait_for(
+        lambda: web.find_element(By.TAG_NAME, "h1").text == f"Lineage of Model {model.id}",
+        what="model lineage",
+    )
 
 
 def test_a_cached_node_links_to_the_execution_it_reused(web, taxi_runs, taxi_ui):

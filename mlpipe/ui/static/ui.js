@@ -6,8 +6,12 @@
   var PERIOD_MS = 1000;
 
   function linkDag(root) {
-    var nodes = root.querySelectorAll("figure.dag g.node");
-    nodes.forEach(function (g) {
+    // a run's DAG: a box scrolls to its node's row; a lineage graph: a box opens that artifact's lineage
+    root.querySelectorAll("figure.lineage-graph g.node").forEach(function (g) {
+      var link = document.querySelector('a[data-box="' + g.getAttribute("data-node") + '"]');
+      if (link) g.addEventListener("click", function () { window.location.href = link.href; });
+    });
+    root.querySelectorAll("figure.dag:not(.lineage-graph) g.node").forEach(function (g) {
       var row = document.getElementById("node-" + g.getAttribute("data-node"));
       if (!row) return;
       g.addEventListener("click", function () {
