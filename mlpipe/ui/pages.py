@@ -125,7 +125,8 @@ def artifact(ctx: PageContext, request: Request, artifact_id: int) -> Page:
     lin = artifact_lineage(ctx.store, artifact_id)
     peers = []
     if a.type_name in COMPARABLE:
-        peers = [p for p in list_artifacts(ctx.store, a.type_name) if p.id != a.id][:20]
+        kinds = [a.type_name] + [t for t in COMPARABLE if t != a.type_name]  # same type first
+        peers = [p for t in kinds for p in list_artifacts(ctx.store, t)[:10] if p.id != a.id]
     data = {
         "a": a,
         "lineage": lin,

@@ -81,6 +81,7 @@ def test_lineage_of_the_pushed_model_leads_back_to_the_csv_example_gen(web, taxi
     first, _, _, data = taxi_runs
     (pushed,) = first.results["Pusher"].outputs["pushed_model"]
     web.get(taxi_ui.url + "/models")
+    screenshot(web, "models")
     web.find_element(By.LINK_TEXT, f"PushedModel {pushed.id}").click()
     web.find_element(By.LINK_TEXT, "Lineage of this artifact").click()
     wait_for(lambda: "Lineage of" in web.find_element(By.TAG_NAME, "h1").text, what="lineage page")
@@ -187,3 +188,29 @@ def test_unknown_ids_give_a_404_page_without_a_stack_trace(taxi_ui, path):
     body = caught.value.read().decode()
     assert caught.value.code == 404
     assert "<h1>Not found</h1>" in body and "Traceback" not in body
+
+
+def test_statistics_page_shows_each_split_with_histograms_and_compares_side_by_side(web, taxi_runs, taxi_ui):
+    first, _, _, _ = taxi_runs
+    (examples,) = first.results["CsvExampleGen"].outputs["examples"]
+    (statistics,) = first.results["StatisticsGen"].outputs["statistics"]
+    (anomalies,) = first.results["ExampleValidator"].outputs["anomalies"]
+    web.get(f"{taxi_ui.url}/runs/{first.run_id}")
+    web.find_element(By.ID, "node-StatisticsGen").find_element(By.PARTIAL_LINK_TEXT, "statistics (").click()
+    text = wait_for(lambda: web.find_element(By.CSS_SELECTOR, ".view").text, what="statistics view")
+    for split in ("train", "eval"):  # example counts as ExampleGen recorded them when it split the CSV
+        rows = examples.get_custom_property(f"num_rows_{split}")
+        assert f"split {split} ({rows} examples): numeric features" in text
+    assert web.find_elements(By.CSS_SELECTOR, ".view svg rect")  # histograms drawn
+    screenshot(web, "statistics")
+    web.find_element(By.CSS_SELECTOR, "form[action='/compare'] select").send_keys(
+        f"ExampleAnomalies {anomalies.id}"
+    )
+    web.find_element(By.CSS_SELECTOR, "form[action='/compare'] button").click()
+    sections = wait_for(
+        lambda: web.find_elements(By.CSS_SELECTOR, ".side-by-side section"), what="comparison"
+    )
+    assert [s.get_attribute("aria-label") for s in sections] == [
+        f"ExampleStatistics {statistics.id}",
+        f"ExampleAnomalies {anomalies.id}",
+    ]
