@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,10 @@ class PageContext:
 Page = tuple[str, dict[str, Any]]
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def runs(ctx: PageContext, request: Request) -> Page:
     pipeline = request.args.get("pipeline") or None
     state = request.args.get("state") or None
@@ -54,7 +59,7 @@ def runs(ctx: PageContext, request: Request) -> Page:
         "state": state,
         "states": reads.RUN_STATES,
         "first_page": before is None,
-        "live": before is None and any(r.state == "RUNNING" for r in page.rows),
+        "live": before is None and any(r.may_change(_now_ms()) for r in page.rows),
     }
     return ("runs_live.html" if request.args.get("fragment") == "1" else "runs.html"), data
 
@@ -64,17 +69,28 @@ def run(ctx: PageContext, request: Request, run_id: str) -> Page:
 
     detail = reads.run_detail(ctx.store, run_id, ctx.pipeline_ir)
     states = {e.node_id: e.state for e in detail.executions}
+    not_started = [n.id for n in detail.dag.nodes if n.id not in states]
     durations = {e.id: (e.updated_ms - e.created_ms) / 1000 for e in detail.executions}
     data = {
         "detail": detail,
         "row": detail.row,
         "dag": Markup(dag_svg(detail.dag, states)),
-        "not_started": [n.id for n in detail.dag.nodes if n.id not in states],
+        "not_started": not_started,
         "durations": durations,
         "rerun": f"mlpipe run {ctx.pipeline_file or 'PIPELINE_FILE.py'}",
-        "live": detail.row.state == "RUNNING" or not detail.executions,
+        "live": _run_may_change(detail, bool(not_started)),
     }
     return ("run_live.html" if request.args.get("fragment") == "1" else "run.html"), data
+
+
+def _run_may_change(detail: reads.RunDetail, nodes_to_start: bool) -> bool:
+    """Whether the run page should keep refreshing. Between two nodes nothing is RUNNING, so a
+    recent change counts as running too, unless the pipeline file says every node has run."""
+    row = detail.row
+    if not detail.executions or row.state == "RUNNING":
+        return True
+    waiting = nodes_to_start if detail.planned else True
+    return waiting and row.state != "FAILED" and row.may_change(_now_ms())
 
 
 def execution(ctx: PageContext, request: Request, execution_id: int) -> Page:

@@ -27,6 +27,7 @@ from mlpipe.metadata.store import (
 from mlpipe.types.artifact import LIVE, Artifact
 
 PAGE_SIZE = 25
+QUIET_MS = 15_000  # a run with no change for this long, and no RUNNING node, is taken as finished
 RUN_STATES = ("RUNNING", "FAILED", "COMPLETE")
 
 
@@ -42,10 +43,16 @@ class RunRow:
     created_ms: int
     counts: dict[str, int]  # execution state -> number of nodes in it
     duration_s: float | None
+    updated_ms: int  # the newest change to any of its executions (0 before the first)
 
     @property
     def state(self) -> str:
         return run_state(self.counts)
+
+    def may_change(self, now_ms: int) -> bool:
+        """Worth watching: a node runs, or one finished so recently that the next may be starting
+        (between two nodes no execution is RUNNING, yet the run is not over)."""
+        return self.state == "RUNNING" or now_ms - self.updated_ms < QUIET_MS
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class RunDetail:
     row: RunRow
     executions: list[ExecutionInfo]
     dag: PipelineIR
+    planned: bool  # the DAG is the pipeline file's (every node, run or not), not only what ran
     inputs: dict[int, dict[str, list[Artifact]]] = field(default_factory=dict)  # execution id -> key -> arts
 
 
@@ -137,16 +145,19 @@ def _run_row(context: Any, executions: list[Any]) -> RunRow:
     for e in executions:
         state = _state_name(e)  # SKIPPED for a Cond's CANCELED execution, as `mlpipe show` says
         counts[state] = counts.get(state, 0) + 1
-    duration = None
+    duration, updated = None, 0
     if executions:
+        updated = max(e.last_update_time_since_epoch for e in executions)
         start = min(e.create_time_since_epoch for e in executions)
-        duration = (max(e.last_update_time_since_epoch for e in executions) - start) / 1000
+        duration = (updated - start) / 1000
     pipeline = (
         context.custom_properties[PIPELINE_NAME].string_value
         if PIPELINE_NAME in context.custom_properties
         else ""
     )
-    return RunRow(context.name, pipeline, context.id, context.create_time_since_epoch, counts, duration)
+    return RunRow(
+        context.name, pipeline, context.id, context.create_time_since_epoch, counts, duration, updated
+    )
 
 
 def run_detail(store: MetadataStore, run_id: str, pipeline_ir: PipelineIR | None = None) -> RunDetail:
@@ -157,11 +168,12 @@ def run_detail(store: MetadataStore, run_id: str, pipeline_ir: PipelineIR | None
     executions = run_executions(store, run_id)
     row = _run_row(context, store.executions_in_context(context))
     inputs = {e.id: store.input_artifacts(e.id) for e in executions}
-    if pipeline_ir is not None and pipeline_ir.name == row.pipeline:
+    planned = pipeline_ir is not None and pipeline_ir.name == row.pipeline
+    if pipeline_ir is not None and planned:
         dag = pipeline_ir
     else:
         dag = dag_from_executions(row.pipeline, executions, inputs)
-    return RunDetail(row, executions, dag, inputs)
+    return RunDetail(row, executions, dag, planned, inputs)
 
 
 def dag_from_executions(

@@ -58,6 +58,8 @@ def test_running_pipeline_updates_in_place(web, metadata_config, tmp_path):
         web.get(url)
         wait_for(lambda: _states(web).get("hold") == "RUNNING", what="hold RUNNING")
         assert _states(web) == {"start": "COMPLETE", "hold": "RUNNING", "finish": "NOT_STARTED"}
+        runs_page = urllib.request.urlopen(dashboard.url + "/runs").read().decode()
+        assert 'data-live="on"' in runs_page and ">RUNNING<" in runs_page  # the runs list refreshes too
         web.execute_script("window.__notReloaded = true")
         screenshot(web, "run-live")
         release.touch()
