@@ -123,7 +123,11 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("-p", "--pipeline-file", help="its store, and its DAG for nodes not run yet")
     ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     ui.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)")
-    ui.add_argument("--token", default=os.environ.get("MLPIPE_UI_TOKEN"), help="required to bind elsewhere")
+    ui.add_argument(
+        "--token",
+        default=os.environ.get("MLPIPE_UI_TOKEN"),
+        help="needed to bind beyond loopback (default: $MLPIPE_UI_TOKEN, which ps does not show)",
+    )
     ui.add_argument("--serving-url", help="REST URL of `mlpipe serve`, to show which version serves")
     ui.set_defaults(handler=_cmd_ui)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,8 @@ class Dashboard:
     thread: threading.Thread | None = field(default=None)
 
     def serve_forever(self) -> None:
+        """Serve until Ctrl-C or SIGTERM; either way the discovery file is removed."""
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         try:
             self.server.serve_forever()
         finally:
@@ -62,6 +65,10 @@ class Dashboard:
             self.discovery_file = None
         self.server.server_close()
         self.store.close()
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def start(
