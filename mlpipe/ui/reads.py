@@ -262,7 +262,10 @@ def _evaluation_behind(store: MetadataStore, pushed: Artifact) -> Artifact | Non
     pusher = producer(pushed.id or 0)
     if pusher is None:
         return None
-    for blessing in store.input_artifacts(pusher).get("blessing", []):
+    blessings = [
+        a for arts in store.input_artifacts(pusher).values() for a in arts if a.type_name == "ModelBlessing"
+    ]
+    for blessing in blessings:
         evaluator = producer(blessing.id or 0)
         if evaluator is not None:
             for evaluation in store.output_artifacts(evaluator).get("evaluation", []):

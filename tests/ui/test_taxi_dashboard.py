@@ -82,6 +82,9 @@ def test_lineage_of_the_pushed_model_leads_back_to_the_csv_example_gen(web, taxi
     (pushed,) = first.results["Pusher"].outputs["pushed_model"]
     web.get(taxi_ui.url + "/models")
     screenshot(web, "models")
+    (evaluation,) = first.results["Evaluator"].outputs["evaluation"]
+    row = web.find_element(By.LINK_TEXT, f"PushedModel {pushed.id}").find_element(By.XPATH, "./ancestor::tr")
+    assert f"ModelEvaluation {evaluation.id}" in row.text  # the evaluation that blessed it, beside it
     web.find_element(By.LINK_TEXT, f"PushedModel {pushed.id}").click()
     web.find_element(By.LINK_TEXT, "Lineage of this artifact").click()
     wait_for(lambda: "Lineage of" in web.find_element(By.TAG_NAME, "h1").text, what="lineage page")
