@@ -6,6 +6,7 @@ files (``tfma.load_metrics``) and the data directory the pipeline read.
 
 from __future__ import annotations
 
+import os
 import urllib.error
 import urllib.request
 
@@ -217,3 +218,30 @@ def test_statistics_page_shows_each_split_with_histograms_and_compares_side_by_s
         f"ExampleStatistics {statistics.id}",
         f"ExampleAnomalies {anomalies.id}",
     ]
+
+
+def test_models_page_says_which_pushed_version_mlpipe_serve_serves(web, taxi_runs):
+    from mlpipe.serving.config import ServedModel
+    from mlpipe.serving.server import ModelServer
+    from mlpipe.ui.server import start
+
+    first, _, config, _ = taxi_runs
+    (pushed,) = first.results["Pusher"].outputs["pushed_model"]
+    destination = pushed.get_custom_property("pushed_destination")
+    serving_dir, version = os.path.split(destination)
+    assert os.listdir(serving_dir) == [version]  # the Pusher's directory is the oracle
+    with ModelServer(ServedModel("taxi", serving_dir), poll_wait_seconds=0) as server:
+        dashboard = start(
+            config, port=0, background=True, serving_url=f"http://127.0.0.1:{server.ports.rest}"
+        )
+        try:
+            web.get(dashboard.url + "/models")
+            hint = web.find_element(By.CSS_SELECTOR, "section p.hint").text
+            row = web.find_element(By.LINK_TEXT, f"PushedModel {pushed.id}").find_element(
+                By.XPATH, "./ancestor::tr"
+            )
+            cells = [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+        finally:
+            dashboard.stop()
+    assert hint == f"serving now: {version}"
+    assert cells[:2] == [version, "serving"]
