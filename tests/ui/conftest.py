@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import fcntl
+import pickle
 import sys
 from pathlib import Path
 
@@ -29,17 +31,30 @@ def web(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def taxi_runs(tmp_path_factory):
+def taxi_runs(tmp_path_factory, worker_id):
     """The taxi pipeline run twice on a 3,000-trip sample: the second run reuses every node.
 
-    Returns (first RunResult, second RunResult, MetadataConfig, data directory).
+    Returns (first RunResult, second RunResult, MetadataConfig, data directory). Under xdist the
+    workers share one store: the first builds it under a lock, the others load its results.
     """
+    if worker_id == "master":
+        base = tmp_path_factory.mktemp("ui_taxi")
+    else:
+        base = tmp_path_factory.getbasetemp().parent / "ui-taxi"
+        base.mkdir(exist_ok=True)
+    with open(base / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (base / "runs.pickle").exists():
+            (base / "runs.pickle").write_bytes(pickle.dumps(_run_taxi_twice(base)))
+    return pickle.loads((base / "runs.pickle").read_bytes())
+
+
+def _run_taxi_twice(base: Path) -> tuple:
     sys.path.insert(0, str(REPO / "pipelines"))
     from taxi import create_pipeline
 
     from mlpipe.orchestration.local import LocalDagRunner
 
-    base = tmp_path_factory.mktemp("ui_taxi")
     data = base / "data"
     data.mkdir()
     with (
