@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
-from werkzeug.exceptions import HTTPException, NotFound, Unauthorized
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound, Unauthorized
 from werkzeug.routing import Map, Rule
 from werkzeug.utils import redirect, send_from_directory
 from werkzeug.wrappers import Request, Response
@@ -31,6 +31,7 @@ log = logging.getLogger("mlpipe.ui")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOKEN_COOKIE = "mlpipe_ui_token"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 ROUTES = Map(
     [
@@ -117,8 +118,16 @@ class DashboardApp:
         return Response(html, status=status, mimetype="text/html")
 
     def _check_token(self, request: Request) -> Response | None:
-        """With a token set: accept it from ?token= (then remember it in a cookie), a cookie or a header."""
+        """With a token set: accept it from ?token= (then remember it in a cookie), a cookie or a header.
+
+        Without one (loopback only) the Host header must name this machine: a web page whose domain
+        resolves to 127.0.0.1 (DNS rebinding) must not read the dashboard from the user's browser.
+        """
         if not self.token:
+            if request.host.rsplit(":", 1)[0] not in LOOPBACK_NAMES:
+                raise BadRequest(
+                    f"this dashboard answers only to {', '.join(LOOPBACK_NAMES)} (Host: {request.host})"
+                )
             return None
         given = request.args.get("token")
         if given is not None and hmac.compare_digest(given, self.token):

@@ -91,12 +91,19 @@ def start(
             f"--host {host} makes the dashboard reachable from other machines: "
             "set a token with --token or MLPIPE_UI_TOKEN, or bind to 127.0.0.1"
         )
-    from werkzeug.serving import make_server
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class QuietRequestHandler(WSGIRequestHandler):
+        """No access log: a page polls every second, which would flood a notebook or a test log."""
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            pass
 
     store = ReadOnlyStore(config)
     app = DashboardApp(store, pipeline_ir, pipeline_file, token, serving_url)
     try:
-        server = make_server(host, port, app, threaded=True)
+        handler = QuietRequestHandler if background else None
+        server = make_server(host, port, app, threaded=True, request_handler=handler)
     except OSError as e:
         store.close()
         raise MlpipeError(f"cannot listen on {host}:{port}: {e}; pick another --port") from e

@@ -212,3 +212,27 @@ def test_interactive_context_links_to_its_run(tmp_path):
         )
     finally:
         ctx._dashboard.stop()
+
+
+def test_loopback_dashboard_refuses_foreign_host_names(gated_store):
+    """DNS rebinding: a page of evil.example resolving to 127.0.0.1 must not read the dashboard."""
+    import http.client
+
+    config, _ = gated_store
+    dashboard = start(config, port=0, background=True)
+    try:
+        port = int(dashboard.url.rsplit(":", 1)[1])
+        answers = {}
+        for host in ("evil.example", f"evil.example:{port}", f"localhost:{port}", f"127.0.0.1:{port}"):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", "/runs", headers={"Host": host})
+            answers[host] = connection.getresponse().status
+            connection.close()
+    finally:
+        dashboard.stop()
+    assert answers == {
+        "evil.example": 400,
+        f"evil.example:{port}": 400,
+        f"localhost:{port}": 200,
+        f"127.0.0.1:{port}": 200,
+    }
