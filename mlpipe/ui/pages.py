@@ -17,7 +17,6 @@ from werkzeug.wrappers import Request, Response
 
 from mlpipe.errors import MetadataError
 from mlpipe.ir import PipelineIR
-from mlpipe.metadata.queries import artifacts as list_artifacts
 from mlpipe.metadata.queries import get_artifact
 from mlpipe.metadata.queries import lineage as artifact_lineage
 from mlpipe.metadata.store import MetadataStore
@@ -120,13 +119,8 @@ def log_response(ctx: PageContext, execution_id: int) -> Response:
 
 def artifacts(ctx: PageContext, request: Request) -> Page:
     type_name = request.args.get("type") or None
-    found = list_artifacts(ctx.store, type_name)
-    limit = 200
-    return "artifacts.html", {
-        "artifacts": found[:limit],
-        "more": max(0, len(found) - limit),
-        "type": type_name,
-    }
+    page = reads.artifacts_page(ctx.store, type_name, request.args.get("before", type=int))
+    return "artifacts.html", {"page": page, "type": type_name, "first_page": "before" not in request.args}
 
 
 def _artifact(ctx: PageContext, artifact_id: int) -> Artifact:
@@ -142,7 +136,9 @@ def artifact(ctx: PageContext, request: Request, artifact_id: int) -> Page:
     peers = []
     if a.type_name in COMPARABLE:
         kinds = [a.type_name] + [t for t in COMPARABLE if t != a.type_name]  # same type first
-        peers = [p for t in kinds for p in list_artifacts(ctx.store, t)[:10] if p.id != a.id]
+        peers = [
+            p for t in kinds for p in reads.artifacts_page(ctx.store, t, size=10).artifacts if p.id != a.id
+        ]
     data = {
         "a": a,
         "lineage": lin,

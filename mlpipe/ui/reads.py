@@ -388,3 +388,35 @@ def _sources(execution: Any, node: str) -> list[tuple[str, int, str, str]]:
         if key.startswith("module_file:"):
             found.append((node, execution.id, f"{key.split(':', 1)[1]} content", str(digest)))
     return found
+
+
+@dataclass(frozen=True)
+class ArtifactsPage:
+    artifacts: list[Artifact]
+    before: int | None  # the id to pass for the next (older) page; None on the last page
+
+
+def artifacts_page(
+    store: MetadataStore, type_name: str | None = None, before: int | None = None, size: int = 50
+) -> ArtifactsPage:
+    """One page of published (LIVE) artifacts, newest first, optionally of one type: one query."""
+    from ml_metadata.metadata_store import metadata_store
+
+    from mlpipe.metadata.convert import artifact_from_proto
+
+    where = ["state = LIVE"]
+    if type_name:
+        where.append(f"type = {_quoted(type_name)}")
+    if before is not None:
+        where.append(f"id < {int(before)}")
+    protos = store.db.call(
+        store.db.mlmd.get_artifacts,
+        list_options=_options(
+            limit=size + 1,
+            order_by=metadata_store.OrderByField.ID,
+            is_asc=False,
+            filter_query=" AND ".join(where),
+        ),
+    )
+    found = [artifact_from_proto(p, store.artifact_type(p.type_id)) for p in protos[:size]]
+    return ArtifactsPage(found, found[-1].id if len(protos) > size else None)

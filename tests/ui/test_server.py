@@ -19,6 +19,7 @@ import pytest
 from mlpipe.cli import main
 from mlpipe.errors import MlpipeError
 from mlpipe.metadata.config import sqlite
+from mlpipe.metadata.store import MetadataStore
 from mlpipe.ui.server import start
 
 REPO = Path(__file__).parents[2]
@@ -259,3 +260,26 @@ def test_the_dashboard_loads_no_tensorflow_or_beam(gated_store):
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_artifact_pages_list_every_published_artifact_once_newest_first(gated_store):
+    from mlpipe.metadata.queries import artifacts
+    from mlpipe.ui.reads import artifacts_page
+    from mlpipe.ui.store import ReadOnlyStore
+
+    config, _ = gated_store
+    store = ReadOnlyStore(config)
+    try:
+        expected = [a.id for a in artifacts(store)]  # the CLI's query: every LIVE artifact
+        seen, before = [], None
+        while True:
+            page = artifacts_page(store, before=before, size=2)
+            seen += [a.id for a in page.artifacts]
+            if page.before is None:
+                break
+            before = page.before
+        integers = [a.id for a in artifacts_page(store, "Integer").artifacts]
+    finally:
+        store.close()
+    assert len(expected) >= 3 and seen == expected
+    assert integers == [a.id for a in artifacts(MetadataStore(config), "Integer")]
