@@ -4,6 +4,7 @@
     example_gen = CsvExampleGen(input_base="data/")
     ctx.run(example_gen)
     ctx.show(example_gen.outputs["examples"])
+    ctx.ui()   # a link to this run in the web dashboard (`mlpipe ui`), started here if none runs
 
 Every ``run`` goes through the same launcher as the runners, so executions land in ML Metadata
 and are cached: re-running an unchanged cell is instant, while an edited module file, parameter
