@@ -5,8 +5,10 @@ Kept apart from ``app`` (HTTP) so a page's content can be read top to bottom wit
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from werkzeug.wrappers import Request, Response
 
 from mlpipe.errors import MetadataError
 from mlpipe.ir import PipelineIR
-from mlpipe.metadata.queries import get_artifact
+from mlpipe.metadata.queries import ExecutionInfo, get_artifact
 from mlpipe.metadata.queries import lineage as artifact_lineage
 from mlpipe.metadata.store import MetadataStore
 from mlpipe.types.artifact import Artifact
@@ -73,13 +75,30 @@ def run(ctx: PageContext, request: Request, run_id: str) -> Page:
     data = {
         "detail": detail,
         "row": detail.row,
-        "dag": Markup(dag_svg(detail.dag, states)),
+        "dag": Markup(_with_tooltips(dag_svg(detail.dag, states), detail.executions)),
         "not_started": not_started,
         "durations": durations,
         "rerun": f"mlpipe run {ctx.pipeline_file or 'PIPELINE_FILE.py'}",
         "live": _run_may_change(detail, bool(not_started)),
     }
     return ("run_live.html" if request.args.get("fragment") == "1" else "run.html"), data
+
+
+_NODE_TITLE = re.compile(r'(<g class="node" data-node="([^"]*)"><title>)([^<]*)(</title>)')
+
+
+def _with_tooltips(svg: str, executions: list[ExecutionInfo]) -> str:
+    """Each DAG box's tooltip gains its node's duration and why (the picture itself shows the state)."""
+    extra = {
+        e.node_id: f"\n{(e.updated_ms - e.created_ms) / 1000:.1f} s" + (f"\nwhy: {e.why}" if e.why else "")
+        for e in executions
+    }
+
+    def add(m: re.Match[str]) -> str:
+        node = html.unescape(m.group(2))
+        return m.group(1) + m.group(3) + html.escape(extra.get(node, ""), quote=False) + m.group(4)
+
+    return _NODE_TITLE.sub(add, svg)
 
 
 def _run_may_change(detail: reads.RunDetail, nodes_to_start: bool) -> bool:

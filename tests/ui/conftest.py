@@ -6,12 +6,13 @@ import csv
 import fcntl
 import pickle
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import IN_CI
-from tests.ui.browser import find_binaries, start_chromium
+from tests.ui.browser import find_binaries, start_chromium, wait_for
 
 REPO = Path(__file__).parents[2]
 
@@ -82,5 +83,11 @@ def taxi_ui(taxi_runs):
     from mlpipe.ui.server import start
 
     dashboard = start(taxi_runs[2], port=0, background=True)
+    # a run that changed in the last seconds may still go on: its page refreshes until it is quiet,
+    # and a refresh replaces elements a test holds, so the browser tests start once it is
+    newest = f"{dashboard.url}/runs/{taxi_runs[1].run_id}"
+    wait_for(
+        lambda: 'data-live="off"' in urllib.request.urlopen(newest).read().decode(), timeout=60, what="quiet"
+    )
     yield dashboard
     dashboard.stop()

@@ -49,6 +49,9 @@ def test_runs_then_a_run_shows_all_nodes_with_their_states(web, taxi_runs, taxi_
     # the DAG has a box per node, coloured by state
     boxes = web.find_elements(By.CSS_SELECTOR, "figure.dag g.node")
     assert sorted(b.get_attribute("data-node") for b in boxes) == sorted(first.results)
+    trainer = web.find_element(By.CSS_SELECTOR, 'figure.dag g.node[data-node="Trainer"] title')
+    tooltip = trainer.get_attribute("textContent")
+    assert "COMPLETE" in tooltip and f"why: {first.results['Trainer'].cache_miss}" in tooltip
     screenshot(web, "run")
 
 
