@@ -83,5 +83,5 @@ def screenshot(web: Any, name: str, directory: str | None = None) -> str:
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"{name}.png")
     image = Image.open(io.BytesIO(web.get_screenshot_as_png())).convert("RGB")
-    image.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
     return path
