@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install the system packages the test suite needs: the MariaDB server binaries.
+# Install the system packages the test suite needs: the MariaDB server binaries, and Chromium
+# with its WebDriver for the dashboard's browser tests (tests/ui, driven by Selenium).
 #
 # The tests start their own throw-away MariaDB server per session
 # (tests/support/mariadb.py), so we only need the binaries, not the packaged
@@ -14,10 +15,13 @@
 # it into their throw-away server to turn fsync into a no-op, which makes
 # bootstrapping a datadir ~4x faster on a busy disk.
 #
+# chromium + chromium-driver: Debian's headless-capable browser and the matching chromedriver;
+# Selenium is pointed at both, so nothing is downloaded at test time.
+#
 # Idempotent: does nothing when the binaries are already installed.
 set -euo pipefail
 
-PACKAGES=(mariadb-server-core mariadb-client-core libeatmydata1)
+PACKAGES=(mariadb-server-core mariadb-client-core libeatmydata1 chromium chromium-driver)
 
 have_server() {
     # my_print_defaults is checked too: without it mariadb-install-db fails.
@@ -26,12 +30,16 @@ have_server() {
         command -v my_print_defaults >/dev/null 2>&1
 }
 
+have_chromium() {
+    command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1
+}
+
 have_eatmydata() {
     compgen -G '/usr/lib/*/libeatmydata.so*' >/dev/null || compgen -G '/usr/lib/libeatmydata.so*' >/dev/null
 }
 
-if have_server && have_eatmydata; then
-    echo "MariaDB server binaries and libeatmydata already installed; nothing to do (${SECONDS}s)."
+if have_server && have_eatmydata && have_chromium; then
+    echo "MariaDB server binaries, libeatmydata and chromium already installed; nothing to do (${SECONDS}s)."
     exit 0
 fi
 
@@ -44,8 +52,8 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -qq
 "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}"
 
-if ! have_server || ! have_eatmydata; then
-    echo "error: installed ${PACKAGES[*]} but mariadbd/mariadb-install-db/my_print_defaults/libeatmydata are still missing" >&2
+if ! have_server || ! have_eatmydata || ! have_chromium; then
+    echo "error: installed ${PACKAGES[*]} but mariadbd/mariadb-install-db/my_print_defaults/libeatmydata/chromium/chromedriver are still missing" >&2
     exit 1
 fi
 

@@ -141,6 +141,19 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("-p", "--pipeline-file", help="use the metadata store of this pipeline file")
         q.set_defaults(handler=handler)
 
+    ui = sub.add_parser("ui", help="web dashboard of runs, DAGs, artifacts, lineage and models")
+    ui.add_argument("--metadata", help="SQLite file or mysql://user@host:port/db (default: $MLPIPE_METADATA)")
+    ui.add_argument("-p", "--pipeline-file", help="its store, and its DAG for nodes not run yet")
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    ui.add_argument("--port", type=int, default=8080, help="port (default: 8080; 0 picks a free one)")
+    ui.add_argument(
+        "--token",
+        default=os.environ.get("MLPIPE_UI_TOKEN"),
+        help="needed to bind beyond loopback (default: $MLPIPE_UI_TOKEN, which ps does not show)",
+    )
+    ui.add_argument("--serving-url", help="REST URL of `mlpipe serve`, to show which version serves")
+    ui.set_defaults(handler=_cmd_ui)
+
     # The serving flags live in mlpipe.serving.cli (protobuf imports, ~0.1 s): parsed only for `serve`.
     serve = sub.add_parser(
         "serve", help="serve models over TF Serving's REST and gRPC API (mlpipe serve --help)"
@@ -155,18 +168,25 @@ def _parser() -> argparse.ArgumentParser:
 # --- run / compile -------------------------------------------------------------------------------
 def _cmd_run(args: argparse.Namespace) -> int:
     from mlpipe.dsl.loader import load_pipeline
-    from mlpipe.orchestration.local import LocalDagRunner
+    from mlpipe.metadata.config import from_environment
+    from mlpipe.orchestration.local import LocalDagRunner, new_run_id
     from mlpipe.orchestration.run_result import RunError
     from mlpipe.process_exit import freeze_heap_at_exit
+    from mlpipe.ui.discovery import run_url
 
     freeze_heap_at_exit()  # the process ends with the run
     pipeline = load_pipeline(args.pipeline_file)
     if args.dry_run:
         return _print_plan(pipeline, args)
     runner = LocalDagRunner(max_workers=args.max_workers)
+    run_id = new_run_id()
+    url = run_url(from_environment(pipeline.metadata) or pipeline.metadata, run_id)
+    if url:
+        print(f"run {run_id}: {url}")
     try:
         result = runner.run(
             pipeline,
+            run_id=run_id,
             from_nodes=args.from_nodes,
             only=args.only,
             enable_cache=False if args.no_cache else None,
@@ -261,8 +281,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 # --- queries -------------------------------------------------------------------------------------
 def _open_store(args: argparse.Namespace) -> Any:
-    from mlpipe.metadata.config import from_environment, parse
     from mlpipe.metadata.store import MetadataStore
+
+    config = _store_config(args)
+    if config.kind == "sqlite" and not os.path.exists(config.path):
+        raise MlpipeError(f"no metadata store at {config.path}; run a pipeline first or pass --metadata")
+    return MetadataStore(config)
+
+
+def _store_config(args: argparse.Namespace) -> Any:
+    from mlpipe.metadata.config import from_environment, parse
 
     config = None
     if args.metadata:
@@ -279,9 +307,26 @@ def _open_store(args: argparse.Namespace) -> Any:
         raise MlpipeError(
             "which metadata store? pass --metadata PATH_OR_URI, -p PIPELINE_FILE, or set MLPIPE_METADATA"
         )
-    if config.kind == "sqlite" and not os.path.exists(config.path):
-        raise MlpipeError(f"no metadata store at {config.path}; run a pipeline first or pass --metadata")
-    return MetadataStore(config)
+    return config
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from mlpipe.ui.server import start
+
+    ir = None
+    if args.pipeline_file:
+        from mlpipe.dsl.loader import load_pipeline
+
+        ir = load_pipeline(args.pipeline_file).compile()
+    dashboard = start(
+        _store_config(args), args.host, args.port, args.token, ir, args.pipeline_file, args.serving_url
+    )
+    print(
+        f"mlpipe ui: {dashboard.url} (metadata: {dashboard.store.config.describe()}); Ctrl-C stops it",
+        flush=True,
+    )
+    dashboard.serve_forever()
+    return 0
 
 
 def _table(rows: list[list[Any]], header: list[str]) -> None:

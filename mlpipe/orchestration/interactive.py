@@ -4,6 +4,7 @@
     example_gen = CsvExampleGen(input_base="data/")
     ctx.run(example_gen)
     ctx.show(example_gen.outputs["examples"])
+    ctx.ui()   # a link to this run in the web dashboard (`mlpipe ui`), started here if none runs
 
 Every ``run`` goes through the same launcher as the runners, so executions land in ML Metadata
 and are cached: re-running an unchanged cell is instant, while an edited module file, parameter
@@ -43,6 +44,7 @@ class InteractiveContext:
         self.components: dict[str, Component] = {}
         self.results: dict[str, NodeResult] = {}
         self._store: Any = None
+        self._dashboard: Any = None  # a dashboard started by ui(), kept alive with the context
 
     @property
     def store(self) -> Any:
@@ -91,12 +93,41 @@ class InteractiveContext:
             states = {node_id: r.state for node_id, r in self.results.items()}
             html = dag_html(ir, states)
         else:
-            html = "\n".join(render_html(a) for a in self._artifacts_of(item))
+            html = "\n".join(
+                render_html(a) + self._ui_link(f"/artifacts/{a.id}") for a in self._artifacts_of(item)
+            )
         try:
             from IPython.display import HTML
         except ImportError:
             return html
         return HTML(html)
+
+    def ui(self, port: int = 0) -> Any:
+        """A link to this context's run in the web dashboard, starting one in this process if none runs
+        over this store (``mlpipe ui`` started elsewhere is found through its discovery file)."""
+        from mlpipe.ui.discovery import dashboard_url
+
+        if dashboard_url(self.metadata) is None:
+            from mlpipe.ui.server import start
+
+            self._dashboard = start(self.metadata, port=port, background=True)
+        html = self._ui_link(f"/runs/{self.run_id}")
+        try:
+            from IPython.display import HTML
+        except ImportError:
+            return html
+        return HTML(html)
+
+    def _ui_link(self, path: str) -> str:
+        """An "open in mlpipe ui" link when a dashboard serves this store, else nothing."""
+        from html import escape
+
+        from mlpipe.ui.discovery import dashboard_url
+
+        base = dashboard_url(self.metadata)
+        if base is None:
+            return ""
+        return f'<p><a href="{escape(base + path)}" target="_blank" rel="noopener">open in mlpipe ui</a></p>'
 
     def _artifacts_of(self, item: Any) -> list[Artifact]:
         if isinstance(item, Artifact):
