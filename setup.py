@@ -19,6 +19,8 @@ CORE = [
     "rich",
     "sqlalchemy",  # SqlExampleGen
     "isal",  # gzip level 1 at ~4x zlib's speed for ExampleGen's TFRecords
+    "werkzeug",  # mlpipe ui
+    "jinja2",  # mlpipe ui
 ]
 
 setup(
@@ -27,9 +29,10 @@ setup(
     description="Production ML pipelines (TFX-style components, ML Metadata, many runners)",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["mlpipe", "mlpipe.*"]),
+    package_data={"mlpipe.ui": ["templates/*.html", "static/*"]},
     install_requires=CORE,
     extras_require={
-        "dev": ["pytest", "pytest-xdist", "pytest-timeout", "ruff", "keras-tuner", "nbclient"],
+        "dev": ["pytest", "pytest-xdist", "pytest-timeout", "ruff", "keras-tuner", "nbclient", "selenium"],
         "kubeflow": ["kfp>=2.7,<3"],
         # Airflow 3 conflicts with ml-metadata's pins (attrs, protobuf): install it in its own
         # virtualenv; its tasks call this environment's interpreter (see README).
