@@ -23,6 +23,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlpipe import library_patches
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.resolver import Resolver
@@ -151,7 +152,7 @@ def launch_node(
                 )
         properties[CACHE_MISS] = cache_miss_reason(earlier, key)
     log.info("node %s: executing: %s", node.id, properties[CACHE_MISS])
-    with survivors_frozen():
+    with survivors_frozen(), library_patches.run_scope():
         return _execute(ir, node.id, cls, run_id, store, contexts, inputs, properties, type_name, started)
 
 
