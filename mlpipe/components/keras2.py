@@ -16,9 +16,15 @@ def skip_autograph_for_graph_safe_libraries() -> None:
     library_patches.apply(library_patches.AUTOGRAPH_GRAPH_SAFE_LIBRARIES)
 
 
-def import_keras_tuner(node_id: str) -> ModuleType:
-    """``keras_tuner``, bound to tf.keras; call before user code imports it."""
+def bind_keras_tuner_to_tf_keras() -> None:
+    """Have a later ``import keras_tuner`` in this run give KerasTuner bound to tf.keras; call before user
+    code imports it. Without the patch (off, or another keras-tuner), KerasTuner binds as it decides."""
     library_patches.apply(library_patches.KERAS_TUNER_ON_TF_KERAS)
+
+
+def import_keras_tuner(node_id: str) -> ModuleType:
+    """``keras_tuner``, bound to tf.keras (an error says why it is not); call before user code imports it."""
+    bind_keras_tuner_to_tf_keras()
     import keras_tuner
     from keras_tuner.src.backend.config import multi_backend
 

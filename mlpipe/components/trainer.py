@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any
 
-from mlpipe.components.keras2 import import_keras_tuner, skip_autograph_for_graph_safe_libraries
+from mlpipe.components.keras2 import bind_keras_tuner_to_tf_keras, skip_autograph_for_graph_safe_libraries
 from mlpipe.components.module_loader import check_function_source, user_function
 from mlpipe.components.training_inputs import SERVING_MODEL_DIR, build_fn_args, read_hyperparameters
 from mlpipe.dsl.annotations import FunctionPath, ModuleFile
@@ -55,7 +55,7 @@ class Trainer(Component):
     @staticmethod
     def execute(ctx: ExecutionContext) -> None:
         skip_autograph_for_graph_safe_libraries()
-        import_keras_tuner(ctx.node_id)  # run_fn may rebuild the Tuner's HyperParameters
+        bind_keras_tuner_to_tf_keras()  # run_fn may rebuild the Tuner's HyperParameters
         run_fn = user_function(ctx.node_id, ctx.parameters, "run_fn", "run_fn")
         model = ctx.outputs["model"]
         model_run = ctx.outputs["model_run"]
