@@ -60,9 +60,10 @@ class Trainer(Component):
         model = ctx.outputs["model"]
         model_run = ctx.outputs["model_run"]
         base_model = ctx.input("base_model")
+        serving_model_dir = os.path.join(model.uri, SERVING_MODEL_DIR)
         fn_args = dataclasses.replace(
             build_fn_args(ctx, "Trainer"),
-            serving_model_dir=os.path.join(model.uri, SERVING_MODEL_DIR),
+            serving_model_dir=serving_model_dir,
             model_run_dir=model_run.uri,
             working_dir=ctx.tmp_dir,
             base_model=os.path.join(base_model.uri, SERVING_MODEL_DIR) if base_model else None,
@@ -80,7 +81,7 @@ class Trainer(Component):
         with log_training_progress(ctx.log):
             run_fn(fn_args)
         ctx.log.info("run_fn finished in %.1fs", time.perf_counter() - started)
-        if not os.path.isdir(fn_args.serving_model_dir):
+        if not os.path.isdir(serving_model_dir):
             raise ComponentError(
                 ctx.node_id,
                 f"run_fn returned without saving a model to fn_args.serving_model_dir "
