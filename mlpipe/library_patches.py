@@ -6,8 +6,9 @@ changes to code the user's own programs share when they run in the same process 
 Airflow LocalExecutor worker), so each of them:
 
 * is written for the library versions its :class:`Patch` names, and is checked against the
-  installed version (``importlib.metadata``) before it is applied: another version means the patch
-  is skipped, with one warning per process, and the library runs unchanged;
+  installed version (``importlib.metadata``) before it is applied: another version (or a patch that
+  fails to apply) means the patch is skipped, with one warning per process, and the library runs
+  unchanged;
 * is applied only inside :func:`run_scope` (the launcher opens one around every node execution and
   ``LocalDagRunner`` one around a run), when the code that needs it first asks for it
   (:func:`apply`), and undone when the outermost scope closes: before and after a run the
@@ -91,7 +92,14 @@ def apply(*patches: Patch) -> list[str]:
             return []
         for patch in patches:
             if patch.name not in _undo and _written_for_installed(patch):
-                _undo[patch.name] = patch.install()
+                try:
+                    _undo[patch.name] = patch.install()
+                except Exception:  # internals moved within the versions: run the library as it is
+                    if patch.name not in _warned:
+                        _warned.add(patch.name)
+                        log.warning(
+                            "library patch %s skipped: it could not be applied", patch.name, exc_info=True
+                        )
         return [p.name for p in patches if p.name in _undo]
 
 

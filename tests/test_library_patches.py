@@ -67,6 +67,19 @@ def test_unknown_version_is_skipped_with_one_warning(caplog):
     assert "installed nothing" in warnings[1]
 
 
+def test_a_patch_that_cannot_be_applied_is_skipped_with_one_warning(caplog):
+    def install():
+        raise AttributeError("module 'apache_beam.transforms.userstate' has no attribute 'get_dofn_specs'")
+
+    broken = Patch("broken", "packaging", f"=={PACKAGING}", install)
+    with caplog.at_level(logging.WARNING, logger="mlpipe.library_patches"):
+        for _ in range(2):
+            with run_scope():
+                assert apply(broken) == [] and applied() == []
+    warnings = [r.getMessage() for r in caplog.records if r.name == "mlpipe.library_patches"]
+    assert warnings == ["library patch broken skipped: it could not be applied"]
+
+
 @pytest.mark.parametrize("value", ["off", "OFF", "0", "false", "no"])
 def test_the_setting_turns_every_patch_off(monkeypatch, value):
     journal: list[str] = []
