@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mlpipe import library_patches
@@ -147,8 +148,20 @@ def test_pipeline_outputs_are_identical_with_and_without_patches(tmp_path):
         outputs[setting] = json.loads(stdout.strip().splitlines()[-1])
     on, off = outputs["on"], outputs["off"]
     assert sorted(on["applied"]) == sorted(p.name for p in ALL) and off["applied"] == []
-    for key in ("transformed", "vocabularies", "scores"):
-        assert on[key] == off[key], key
+    # Floats are compared to within float32 rounding: TFT's mean and variance combiners on Beam sum in
+    # an order that varies from run to run, so two runs without patches differ in the last bits too
+    # (z-scores differing by 1e-7 were seen); integers, strings and vocabularies are compared exactly.
+    assert on["vocabularies"] == off["vocabularies"]
+    for split in ("train", "eval"):
+        assert len(on["transformed"][split]) == len(off["transformed"][split]) > 100
+        for ours, theirs in zip(on["transformed"][split], off["transformed"][split], strict=True):
+            assert ours.keys() == theirs.keys()
+            for name, values in ours.items():
+                if values and isinstance(values[0], float):
+                    np.testing.assert_allclose(values, theirs[name], rtol=1e-5, atol=1e-6, err_msg=name)
+                else:
+                    assert values == theirs[name], name
+    np.testing.assert_allclose(on["scores"], off["scores"], rtol=1e-4, atol=1e-6)
     assert len(on["scores"]) == 100 and len(set(on["scores"])) > 10  # a model's scores, not a constant
     assert on["tuner"] == "best: best_hyperparameters.txt"
     # Without the binding, KerasTuner binds to Keras 3 and the Tuner stops with a clear error.

@@ -9,7 +9,6 @@ tests/test_library_patches.py runs it with patches on and off and compares.
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 import sys
@@ -67,13 +66,26 @@ def library_state() -> dict[str, object]:
     }
 
 
-def digest_records(directory: str) -> str:
-    """The examples' values, whatever their order and their feature maps' serialization order."""
+def read_examples(directory: str) -> list[dict[str, list]]:
+    """The examples as {feature: values} (bytes as text), in a canonical order: by their integer and
+    text features, then their floats rounded (float sums in Beam combiners vary in the last bits)."""
     files = sorted(tf.io.gfile.glob(os.path.join(directory, "*.gz")))
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    examples = [tf.train.Example.FromString(r.numpy()) for r in dataset]
-    records = sorted(e.SerializeToString(deterministic=True) for e in examples)
-    return hashlib.sha256(b"\n".join(records)).hexdigest()
+    rows = []
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        features = tf.train.Example.FromString(record.numpy()).features.feature
+        row = {}
+        for name, feature in sorted(features.items()):
+            kind = feature.WhichOneof("kind")
+            values = list(getattr(feature, kind).value) if kind else []
+            row[name] = [v.decode() if isinstance(v, bytes) else v for v in values]
+        rows.append(row)
+
+    def order(row: dict[str, list]) -> str:
+        return json.dumps(
+            {k: [round(v, 4) if isinstance(v, float) else v for v in vs] for k, vs in row.items()}
+        )
+
+    return sorted(rows, key=order)
 
 
 def main(work: Path) -> None:
@@ -134,7 +146,7 @@ def main(work: Path) -> None:
     print(
         json.dumps(
             {
-                "transformed": {s: digest_records(transformed.split_uri(s)) for s in ("train", "eval")},
+                "transformed": {s: read_examples(transformed.split_uri(s)) for s in ("train", "eval")},
                 "vocabularies": {n: Path(assets, n).read_text() for n in sorted(os.listdir(assets))},
                 "scores": [float(v) for v in next(iter(scores.values())).numpy().ravel()],
                 "applied": json.loads(
