@@ -45,6 +45,8 @@ class BulkInferrer(Component):
         model = ctx.input("model")
         examples = ctx.input("examples")
         blessing = ctx.input("model_blessing")
+        assert model is not None and examples is not None  # required inputs
+        assert blessing is None or isinstance(blessing, ModelBlessing)
         result = ctx.outputs["inference_result"]
         os.makedirs(result.uri, exist_ok=True)
         if blessing is not None and not blessing.blessed:

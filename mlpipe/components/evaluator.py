@@ -12,7 +12,7 @@ import functools
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlpipe.dsl.component import Component
@@ -65,10 +65,11 @@ class Evaluator(Component):
     def execute(ctx: ExecutionContext) -> None:
         model = ctx.input("model")
         baseline = ctx.input("baseline_model")
+        examples = ctx.input("examples")
+        assert model is not None and examples is not None  # required inputs
         if baseline is not None and _is_candidate([baseline], [model]):
             ctx.log.info("the baseline is the candidate model itself: judging it on value thresholds only")
             baseline = None
-        examples = ctx.input("examples")
         schema = ctx.input("schema")
         evaluation = ctx.outputs["evaluation"]
         blessing = ctx.outputs["blessing"]
@@ -285,7 +286,9 @@ def _release_models(run_token: str) -> None:
 
 def _is_candidate(baseline: list[Artifact] | None, model: list[Artifact] | None) -> bool:
     """Whether the resolved baseline is the very model artifact being evaluated."""
-    return bool(baseline and model) and baseline[0].id is not None and baseline[0].id == model[0].id
+    if not (baseline and model):
+        return False
+    return baseline[0].id is not None and baseline[0].id == model[0].id
 
 
 def _model_name(eval_config: Any) -> str:
@@ -388,7 +391,7 @@ def _threshold_text(threshold: Any) -> str:
     return f"{' and '.join(parts)} ({direction})"
 
 
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
+def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows

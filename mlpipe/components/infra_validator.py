@@ -55,6 +55,7 @@ class InfraValidator(Component):
     def execute(ctx: ExecutionContext) -> None:
         model = ctx.input("model")
         examples = ctx.input("examples")
+        assert model is not None  # a required input
         spec = {**DEFAULT_REQUEST_SPEC, **ctx.parameters["request_spec"]}
         requests = (
             _first_records(examples.split_uri(spec["split"]), int(spec["num_examples"])) if examples else []

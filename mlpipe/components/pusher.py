@@ -56,9 +56,13 @@ class Pusher(Component):
         from mlpipe.serving.layout import list_versions, publish_version
 
         model = ctx.input("model")
+        model_blessing, infra_blessing = ctx.input("model_blessing"), ctx.input("infra_blessing")
+        assert model is not None  # a required input
+        assert model_blessing is None or isinstance(model_blessing, ModelBlessing)
+        assert infra_blessing is None or isinstance(infra_blessing, InfraBlessing)
         pushed = ctx.outputs["pushed_model"]
         os.makedirs(pushed.uri, exist_ok=True)
-        reason = _reason_not_to_push(model, ctx.input("model_blessing"), ctx.input("infra_blessing"))
+        reason = _reason_not_to_push(model, model_blessing, infra_blessing)
         if reason:
             ctx.log.info("not pushing %s: %s", model.uri, reason)
             pushed.set_custom_property("pushed", 0)

@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any
 
-from mlpipe.components.keras2 import import_keras_tuner, skip_autograph_for_graph_safe_libraries
+from mlpipe.components.keras2 import bind_keras_tuner_to_tf_keras, skip_autograph_for_graph_safe_libraries
 from mlpipe.components.module_loader import check_function_source, user_function
 from mlpipe.components.training_inputs import SERVING_MODEL_DIR, build_fn_args, read_hyperparameters
 from mlpipe.dsl.annotations import FunctionPath, ModuleFile
@@ -55,14 +55,15 @@ class Trainer(Component):
     @staticmethod
     def execute(ctx: ExecutionContext) -> None:
         skip_autograph_for_graph_safe_libraries()
-        import_keras_tuner(ctx.node_id)  # run_fn may rebuild the Tuner's HyperParameters
+        bind_keras_tuner_to_tf_keras()  # run_fn may rebuild the Tuner's HyperParameters
         run_fn = user_function(ctx.node_id, ctx.parameters, "run_fn", "run_fn")
         model = ctx.outputs["model"]
         model_run = ctx.outputs["model_run"]
         base_model = ctx.input("base_model")
+        serving_model_dir = os.path.join(model.uri, SERVING_MODEL_DIR)
         fn_args = dataclasses.replace(
             build_fn_args(ctx, "Trainer"),
-            serving_model_dir=os.path.join(model.uri, SERVING_MODEL_DIR),
+            serving_model_dir=serving_model_dir,
             model_run_dir=model_run.uri,
             working_dir=ctx.tmp_dir,
             base_model=os.path.join(base_model.uri, SERVING_MODEL_DIR) if base_model else None,
@@ -80,7 +81,7 @@ class Trainer(Component):
         with log_training_progress(ctx.log):
             run_fn(fn_args)
         ctx.log.info("run_fn finished in %.1fs", time.perf_counter() - started)
-        if not os.path.isdir(fn_args.serving_model_dir):
+        if not os.path.isdir(serving_model_dir):
             raise ComponentError(
                 ctx.node_id,
                 f"run_fn returned without saving a model to fn_args.serving_model_dir "

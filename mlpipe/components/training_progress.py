@@ -4,8 +4,8 @@ TFX's module contract gives ``run_fn(fn_args)`` no way to receive callbacks, and
 prints one line per epoch — for the usual one-epoch ``train_steps`` training, nothing until the
 end. So while a Trainer or Tuner runs user code, every ``Model.fit`` called *from that node's
 thread* gets a :class:`StepWindowLogger` appended to its callbacks; other threads (another node
-training in parallel) are untouched. The hook is installed on tf-keras's ``Model.fit`` once per
-process and does nothing outside :func:`log_training_progress`.
+training in parallel) are untouched. The hook on tf-keras's ``Model.fit`` is the patch
+``keras_fit_callbacks`` of :mod:`mlpipe.library_patches` (in effect during a run only).
 
 Imports tf-keras (TensorFlow): import this module only from executors.
 """
@@ -13,49 +13,23 @@ Imports tf-keras (TensorFlow): import this module only from executors.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import tf_keras
 
-_scope = threading.local()  # .logger: the logging.Logger of the node training in this thread
-_install_lock = threading.Lock()
+from mlpipe import library_patches
+
 WINDOWS_PER_EPOCH = 10
 
 
 @contextlib.contextmanager
 def log_training_progress(log: logging.Logger) -> Iterator[None]:
     """Within the block, ``fit`` calls from this thread log progress to ``log``."""
-    _install_fit_hook()
-    previous = getattr(_scope, "logger", None)
-    _scope.logger = log
-    try:
+    with library_patches.fit_callbacks(lambda: StepWindowLogger(log)):
         yield
-    finally:
-        _scope.logger = previous
-
-
-def _install_fit_hook() -> None:
-    with _install_lock:
-        fit = tf_keras.Model.fit
-        if getattr(fit, "_mlpipe_progress", False):
-            return
-
-        @functools.wraps(fit)
-        def fit_with_progress(self: Any, *args: Any, **kwargs: Any) -> Any:
-            log = getattr(_scope, "logger", None)
-            if log is not None:
-                callbacks = list(kwargs.get("callbacks") or [])
-                if not any(isinstance(c, StepWindowLogger) for c in callbacks):
-                    kwargs["callbacks"] = [*callbacks, StepWindowLogger(log)]
-            return fit(self, *args, **kwargs)
-
-        fit_with_progress._mlpipe_progress = True  # type: ignore[attr-defined]
-        tf_keras.Model.fit = fit_with_progress
 
 
 class StepWindowLogger(tf_keras.callbacks.Callback):

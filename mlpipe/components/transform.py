@@ -163,12 +163,13 @@ class Transform(Component):
     def execute(ctx: ExecutionContext) -> None:
         examples = ctx.input("examples")
         schema_artifact = ctx.input("schema")
-        assert examples is not None and schema_artifact is not None
+        assert isinstance(examples, Examples) and schema_artifact is not None
         previous_cache = ctx.input("analyzer_cache")
         preprocessing_fn = user_function(ctx.node_id, ctx.parameters, "preprocessing_fn", "preprocessing_fn")
         analyze, transform = _splits(ctx.node_id, examples, ctx.parameters.get("splits_config"))
         graph = ctx.outputs["transform_graph"]
         transformed = ctx.outputs["transformed_examples"]
+        assert isinstance(transformed, Examples)
         cache = ctx.outputs["updated_analyzer_cache"]
         with _TFT_TRACING:
             result = _analyze_and_transform(
@@ -615,8 +616,10 @@ def _updated_cache(previous: dict[Any, Any], computed: dict[Any, Any]) -> dict[A
     for key in previous.keys() | computed.keys():
         old, new = previous.get(key), computed.get(key)
         entries = {**(old.cache_dict if old else {}), **(new.cache_dict if new else {})}
+        source = new if new else old
         if entries:
-            updated[key] = DatasetCache(entries, new.metadata if new else old.metadata)
+            assert source is not None  # the entries came from one of them
+            updated[key] = DatasetCache(entries, source.metadata)
     return updated
 
 

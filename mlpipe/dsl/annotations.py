@@ -29,15 +29,15 @@ class _Annotation:
 
 
 class InputArtifact(Generic[T]):
-    def __class_getitem__(cls, item: Any) -> _Annotation:  # type: ignore[override]
+    def __class_getitem__(cls, item: Any) -> _Annotation:
         return _Annotation("input", item)
 
 
 class OutputArtifact(Generic[T]):
-    def __class_getitem__(cls, item: Any) -> _Annotation:  # type: ignore[override]
+    def __class_getitem__(cls, item: Any) -> _Annotation:
         return _Annotation("output", item)
 
 
 class Parameter(Generic[T]):
-    def __class_getitem__(cls, item: Any) -> _Annotation:  # type: ignore[override]
+    def __class_getitem__(cls, item: Any) -> _Annotation:
         return _Annotation("parameter", item)

@@ -139,7 +139,7 @@ class FunctionComponent(Component):
     FUNCTION: ClassVar[Callable[..., Any]]
 
     @classmethod
-    def execute(cls, ctx: ExecutionContext) -> None:  # type: ignore[override]
+    def execute(cls, ctx: ExecutionContext) -> None:
         kwargs: dict[str, Any] = {}
         for name in cls.SPEC.inputs:
             kwargs[name] = ctx.input(name)

@@ -122,10 +122,10 @@ class ArtifactValue:
             )
         return Predicate(op, [self, other])
 
-    def __eq__(self, other: Any) -> Predicate:  # type: ignore[override]
+    def __eq__(self, other: Any) -> Predicate:  # type: ignore[override]  # builds a predicate, as SQLAlchemy columns do
         return self._compare("==", other)
 
-    def __ne__(self, other: Any) -> Predicate:  # type: ignore[override]
+    def __ne__(self, other: Any) -> Predicate:  # type: ignore[override]  # builds a predicate, as __eq__
         return self._compare("!=", other)
 
     def __lt__(self, other: Any) -> Predicate:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mlpipe.dsl.annotations import FunctionPath, ModuleFile
@@ -64,25 +64,31 @@ class ParameterSpec:
         return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ComponentSpec:
     """Inputs (name -> InputSpec), outputs (name -> artifact class), parameters (name -> ParameterSpec).
 
     Shorthands are accepted: an input may be given as an artifact class, a parameter as a type.
     """
 
-    inputs: Mapping[str, InputSpec] = field(default_factory=dict)
-    outputs: Mapping[str, type[Artifact]] = field(default_factory=dict)
-    parameters: Mapping[str, ParameterSpec] = field(default_factory=dict)
+    inputs: Mapping[str, InputSpec]
+    outputs: Mapping[str, type[Artifact]]
+    parameters: Mapping[str, ParameterSpec]
 
-    def __post_init__(self) -> None:
-        inputs = {k: v if isinstance(v, InputSpec) else InputSpec(v) for k, v in self.inputs.items()}
+    def __init__(
+        self,
+        inputs: Mapping[str, InputSpec | type[Artifact]] | None = None,
+        outputs: Mapping[str, type[Artifact]] | None = None,
+        parameters: Mapping[str, ParameterSpec | type] | None = None,
+    ) -> None:
+        specs = {k: v if isinstance(v, InputSpec) else InputSpec(v) for k, v in (inputs or {}).items()}
         params = {
-            k: v if isinstance(v, ParameterSpec) else ParameterSpec(v) for k, v in self.parameters.items()
+            k: v if isinstance(v, ParameterSpec) else ParameterSpec(v) for k, v in (parameters or {}).items()
         }
-        object.__setattr__(self, "inputs", inputs)
+        object.__setattr__(self, "inputs", specs)
+        object.__setattr__(self, "outputs", outputs if outputs is not None else {})
         object.__setattr__(self, "parameters", params)
-        for name, spec in inputs.items():
+        for name, spec in specs.items():
             _check_artifact_class(f"input '{name}'", spec.type)
         for name, out_type in self.outputs.items():
             _check_artifact_class(f"output '{name}'", out_type)
@@ -91,9 +97,7 @@ class ComponentSpec:
                 allowed = ", ".join(t.__name__ for t in PARAMETER_TYPES)
                 raise DefinitionError(f"parameter '{name}' has type {p.type!r}; allowed: {allowed}")
         clash = (
-            (set(inputs) & set(self.outputs))
-            | (set(inputs) & set(params))
-            | (set(self.outputs) & set(params))
+            (set(specs) & set(self.outputs)) | (set(specs) & set(params)) | (set(self.outputs) & set(params))
         )
         if clash:
             raise DefinitionError(f"names used twice among inputs/outputs/parameters: {sorted(clash)}")

@@ -391,8 +391,8 @@ def _put_columns(block: np.ndarray, start: int, matrix: np.ndarray) -> None:
     done = 0
     for size, kind in ((8, np.uint64), (4, np.uint32), (2, np.uint16), (1, np.uint8)):
         while width - done >= size:
-            source = np.ndarray((rows,), kind, matrix, done, (width,))
-            target = np.ndarray((rows,), kind, block, start + done, (block.shape[1],))
+            source: np.ndarray = np.ndarray((rows,), kind, matrix, done, (width,))
+            target: np.ndarray = np.ndarray((rows,), kind, block, start + done, (block.shape[1],))
             target[...] = source
             done += size
 

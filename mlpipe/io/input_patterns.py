@@ -185,7 +185,7 @@ def resolve_input(
     latest_version = {
         span: max(version for _, s, version in matches[first.name] if s == span) for span in spans
     }
-    files: dict[str, list[str]] = {}
+    files = {}
     for split in splits:
         chosen = sorted(
             path for path, span, version in matches[split.name] if latest_version.get(span, -1) == version

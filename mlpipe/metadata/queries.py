@@ -177,6 +177,7 @@ def lineage(store: MetadataStore, artifact_id: int) -> Lineage:
         execution = frontier.pop(0)
         for arts in store.input_artifacts(execution.id).values():
             for a in arts:
+                assert a.id is not None  # read from the store
                 if a.id not in seen:
                     seen.add(a.id)
                     upstream.append(a)
@@ -198,6 +199,7 @@ def lineage(store: MetadataStore, artifact_id: int) -> Lineage:
                 consumers.append(_execution_info(store, execution, with_outputs=False))
             for arts in store.output_artifacts(execution.id).values():
                 for a in _live(arts):
+                    assert a.id is not None  # read from the store
                     if a.id not in seen_down:
                         seen_down.add(a.id)
                         downstream.append(a)

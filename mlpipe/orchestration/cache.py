@@ -24,7 +24,7 @@ import inspect
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,19 +67,19 @@ def component_fingerprint(cls: type[Component]) -> str:
     :func:`mlpipe_code` instead.
     """
     with _fingerprint_lock:
-        return _fingerprint(cls)
+        return _fingerprint(cls)  # type: ignore[arg-type]  # classes are hashable; mypy checks type[C] by C.__hash__
 
 
 @functools.cache
 def _fingerprint(cls: type[Component]) -> str:
     if issubclass(cls, FunctionComponent):
-        targets: list[object] = [cls.FUNCTION]
+        targets: list[Callable[..., Any]] = [cls.FUNCTION]
     else:
         targets = [c for c in cls.__mro__ if issubclass(c, Component) and c is not Component]
     parts = [cls.VERSION]
     for target in targets:
         try:
-            parts.append(inspect.getsource(target))  # type: ignore[arg-type]
+            parts.append(inspect.getsource(target))
         except (OSError, TypeError):  # defined where no source is kept (e.g. exec'd code)
             parts.append(f"{getattr(target, '__module__', '')}:{getattr(target, '__qualname__', '')}")
     return _sha256("\n".join(parts).encode())

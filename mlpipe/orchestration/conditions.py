@@ -79,7 +79,8 @@ def _evaluate(node: NodeIR, predicate: dict[str, Any], read_channel: ReadChannel
         return (None if holds is None else not holds), why
     if op in ("and", "or"):
         deciding = op == "or"  # the first true part decides an 'or', the first false part an 'and'
-        outcome, whys = not deciding, []
+        outcome: bool | None = not deciding
+        whys: list[str] = []
         for arg in predicate["args"]:
             holds, why = _evaluate(node, arg, read_channel)
             if holds is deciding:

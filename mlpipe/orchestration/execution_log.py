@@ -37,7 +37,7 @@ class _ThreadRoutedStream(io.TextIOBase):
         return False if getattr(self._local, "stream", None) else self.original.isatty()
 
     @property
-    def encoding(self) -> str:  # type: ignore[override]
+    def encoding(self) -> str:  # type: ignore[override]  # typeshed: a plain attribute; here the wrapped stream's
         return getattr(self.original, "encoding", "utf-8")
 
 

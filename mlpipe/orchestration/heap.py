@@ -28,7 +28,6 @@ from typing import Any
 _lock = threading.Lock()
 _open_scopes = 0
 _active = False  # the outermost scope found nothing frozen, so scopes may freeze and unfreeze
-_installed = False
 
 
 def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:
@@ -40,20 +39,21 @@ def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:
 @contextmanager
 def survivors_frozen() -> Iterator[None]:
     """Within this scope (nestable, thread-safe), survivors of full collections are frozen; the
-    outermost scope's end unfreezes them."""
-    global _open_scopes, _active, _installed
+    outermost scope's end unfreezes them and removes the ``gc.callbacks`` entry: outside a scope the
+    process's collector is as Python left it."""
+    global _open_scopes, _active
     with _lock:
-        if not _installed:
-            gc.callbacks.append(_freeze_survivors)
-            _installed = True
         if _open_scopes == 0:
             _active = gc.get_freeze_count() == 0
+            gc.callbacks.append(_freeze_survivors)
         _open_scopes += 1
     try:
         yield
     finally:
         with _lock:
             _open_scopes -= 1
-            if _open_scopes == 0 and _active:
-                _active = False
-                gc.unfreeze()
+            if _open_scopes == 0:
+                gc.callbacks.remove(_freeze_survivors)
+                if _active:
+                    _active = False
+                    gc.unfreeze()

@@ -88,7 +88,7 @@ class InteractiveContext:
             ir = (
                 item
                 if isinstance(item, PipelineIR)
-                else (self.pipeline() if item is self else item).compile()
+                else (item if isinstance(item, Pipeline) else self.pipeline()).compile()
             )
             states = {node_id: r.state for node_id, r in self.results.items()}
             html = dag_html(ir, states)

@@ -27,6 +27,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlpipe import library_patches
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.resolver import Resolver
@@ -165,7 +166,7 @@ def launch_node(
         _wait_for_twin(store, node.id, twin)
         _clean_up_dead_executions(store, contexts, ir.root, node.id)
     log.info("node %s: executing: %s", node.id, properties[CACHE_MISS])
-    with survivors_frozen():
+    with survivors_frozen(), library_patches.run_scope():
         return _execute(
             ir, node.id, cls, run_id, store, contexts, inputs, properties, execution, outputs, started
         )

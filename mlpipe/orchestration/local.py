@@ -9,6 +9,7 @@ import secrets
 import time
 from collections.abc import Iterable
 
+from mlpipe import library_patches
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.pipeline import Pipeline
 from mlpipe.errors import ComponentError, DefinitionError
@@ -79,7 +80,8 @@ class LocalDagRunner:
         display = ProgressDisplay(selected) if self.progress else None
         started = time.perf_counter()
         try:
-            with survivors_frozen():  # one scope for the run: nodes reuse what earlier nodes imported
+            # one scope for the run: nodes reuse what earlier nodes imported, and the same library patches
+            with survivors_frozen(), library_patches.run_scope():
                 self._schedule(ir, selected, classes, result, store, enable_cache, display)
         finally:
             result.seconds = time.perf_counter() - started

@@ -159,7 +159,7 @@ def _plan_unconditioned(
     # an executing producer's outputs are new artifacts: placeholders without an id stand in
     expected = {
         n: {k: [resolve_type(t)()] if outputs == NEW else [] for k, t in ir.node(n).outputs.items()}
-        if outputs in (NEW, SKIPPED)
+        if isinstance(outputs, str)  # NEW or SKIPPED
         else outputs
         for n, outputs in planned.items()
         if outputs != NONE

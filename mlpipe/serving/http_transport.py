@@ -145,6 +145,7 @@ class _Connection(asyncio.Protocol):
         if self.answering is None:
             self._next_request()
         elif len(self.buffer) > MAX_HEAD_BYTES + self.server.max_request_bytes:
+            assert self.transport is not None  # asyncio delivers data to open connections only
             self.transport.pause_reading()  # pipelined requests pile up: let TCP push back
 
     def close(self) -> None:
@@ -226,6 +227,7 @@ class _Connection(asyncio.Protocol):
         self._write(status, content_type, payload, keep_alive)
         self.last_active = time.monotonic()
         if not keep_alive:
+            assert self.transport is not None  # _write checked it
             self.transport.close()
             self.transport = None  # nothing more is read or answered on this connection
 
@@ -234,6 +236,7 @@ class _Connection(asyncio.Protocol):
         log.debug("HTTP %d: %s", status, message)
         self._write(status, "application/json", json.dumps({"error": message}).encode(), keep_alive=False)
         self.buffer.clear()
+        assert self.transport is not None  # _write checked it
         self.transport.close()
         self.transport = None
 
@@ -246,6 +249,7 @@ class _Connection(asyncio.Protocol):
         )
         if not keep_alive:
             head += "Connection: close\r\n"
+        assert self.transport is not None  # answers are written only while the connection is open
         self.transport.write(head.encode("latin-1") + b"\r\n" + payload)
 
 

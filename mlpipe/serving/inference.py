@@ -104,7 +104,9 @@ class InferenceRunner:
             raise invalid_argument(
                 f"'classes' shape {list(classes.shape)} differs from 'scores' shape {list(scores.shape)}"
             )
-        width = (classes if classes is not None else scores).shape[1]
+        answer = classes if classes is not None else scores
+        assert answer is not None  # a signature with neither was refused above
+        width = answer.shape[1]
         results = []
         for row in range(count):
             results.append(

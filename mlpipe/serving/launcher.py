@@ -72,6 +72,7 @@ class ServeOptions:
         """The models these flags name (reading ``--model_config_file`` if given)."""
         if self.model_config_file is not None:
             return read_model_config(self.model_config_file)
+        assert self.model_name and self.model_base_path  # __post_init__: both, or a config file
         return [ServedModel(self.model_name, os.path.abspath(self.model_base_path))]
 
 
@@ -107,6 +108,7 @@ def binary_command(options: ServeOptions, staging_dir: str) -> list[str]:
     if options.model_config_file is not None:
         argv.append(f"--model_config_file={os.path.abspath(options.model_config_file)}")
     else:
+        assert options.model_base_path  # no config file: the flags name the model (checked on parsing)
         argv += [
             f"--model_name={options.model_name}",
             f"--model_base_path={os.path.abspath(options.model_base_path)}",

@@ -54,7 +54,8 @@ class _Histogram:
 
     def render(self, name: str, labels: dict[str, str]) -> Iterable[str]:
         cumulative = 0
-        for bound, count in zip((*self.bounds, "+Inf"), self.counts, strict=True):
+        edges: tuple[float | str, ...] = (*self.bounds, "+Inf")
+        for bound, count in zip(edges, self.counts, strict=True):
             cumulative += count
             le = bound if isinstance(bound, str) else _number(bound)
             yield f"{name}_bucket{_labels(**labels, le=le)} {cumulative}"

@@ -190,7 +190,7 @@ def encode_rows(outputs: Tensors) -> list[Any]:
         ((name, array),) = outputs.items()
         return to_json(array, name)
     columns = {name: to_json(array, name) for name, array in outputs.items()}
-    rows = next(iter(sizes.values()))
+    rows = next(iter(outputs.values())).shape[0]  # every output's, checked above
     return [{name: column[i] for name, column in columns.items()} for i in range(rows)]
 
 

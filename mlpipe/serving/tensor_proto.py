@@ -21,7 +21,7 @@ from tensorflow.core.framework import tensor_pb2, types_pb2
 
 from mlpipe.serving.status import invalid_argument
 
-_NUMERIC = {
+_NUMERIC: dict[int, tuple[np.dtype[Any], str]] = {
     types_pb2.DT_FLOAT: (np.dtype(np.float32), "float_val"),
     types_pb2.DT_DOUBLE: (np.dtype(np.float64), "double_val"),
     types_pb2.DT_INT32: (np.dtype(np.int32), "int_val"),

@@ -12,7 +12,11 @@ from typing import Any, ClassVar, Literal
 
 PropertyType = Literal["INT", "DOUBLE", "STRING"]
 
-_PY_TYPES: dict[str, tuple[type, ...]] = {"INT": (int,), "DOUBLE": (float, int), "STRING": (str,)}
+_PY_TYPES: dict[str, tuple[type[int] | type[float] | type[str], ...]] = {
+    "INT": (int,),
+    "DOUBLE": (float, int),
+    "STRING": (str,),
+}
 
 # Artifact states as MLMD records them; only LIVE artifacts are ever returned to users.
 PENDING, LIVE, ABANDONED = "PENDING", "LIVE", "ABANDONED"

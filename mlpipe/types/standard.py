@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlpipe.types.artifact import Artifact, ValueArtifact
+from mlpipe.types.artifact import Artifact, PropertyType, ValueArtifact
 
-_SPAN_SPLITS = {"span": "INT", "split_names": "STRING"}
+_SPAN_SPLITS: dict[str, PropertyType] = {"span": "INT", "split_names": "STRING"}
 
 
 class Examples(Artifact):

@@ -8,6 +8,7 @@ each way, which untangles the short, wide DAGs pipelines are.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from mlpipe.ir import PipelineIR
@@ -118,7 +119,7 @@ def layout(ir: PipelineIR, box_width: dict[str, float]) -> Layout:
     _order(columns, chains)
 
     widths = [max((box_width.get(item, 0) for item in column), default=0) for column in columns]
-    gaps = [MIN_COLUMN_GAP] * len(columns)  # gaps[c]: room left of column c for the labels there
+    gaps: list[float] = [MIN_COLUMN_GAP] * len(columns)  # gaps[c]: room left of column c for the labels there
     for e in dag_edges:
         gaps[layer[e.target]] = max(gaps[layer[e.target]], text_width(e.label, LABEL_FONT) + 30)
     heights = [sum(_height(item) + ROW_GAP for item in column) - ROW_GAP for column in columns]
@@ -170,7 +171,7 @@ def _order(columns: list[list[str]], chains: list[list[str]]) -> None:
         for neighbours, sweep in ((preds, range(1, len(columns))), (succs, range(len(columns) - 2, -1, -1))):
             for c in sweep:
                 row = {item: i for column in columns for i, item in enumerate(column)}
-                columns[c].sort(key=lambda item, r=row, nb=neighbours: _barycenter(item, r, nb))
+                columns[c].sort(key=functools.partial(_barycenter, row=row, neighbours=neighbours))
 
 
 def _barycenter(item: str, row: dict[str, int], neighbours: dict[str, list[str]]) -> float:

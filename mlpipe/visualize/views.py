@@ -82,7 +82,7 @@ def _dataset_tables(split: str, dataset: Any) -> list[Table]:
     numeric, categorical = [], []
     for feature in dataset.features:
         kind = feature.WhichOneof("stats")
-        s = getattr(feature, kind) if kind else None
+        s: Any = getattr(feature, kind) if kind else None  # the stats message WhichOneof names
         row = (
             ".".join(feature.path.step) or feature.name,
             statistics_pb2.FeatureNameStatistics.Type.Name(feature.type),
@@ -100,8 +100,19 @@ def _dataset_tables(split: str, dataset: Any) -> list[Table]:
     prefix = f"split {split} ({dataset.num_examples} examples)"
     tables = []
     if numeric:
-        header = ("feature", "type", "count", "missing", "mean", "std", "min", "median", "max", "histogram")
-        tables.append(Table(f"{prefix}: numeric features", header, tuple(numeric)))
+        numeric_header = (
+            "feature",
+            "type",
+            "count",
+            "missing",
+            "mean",
+            "std",
+            "min",
+            "median",
+            "max",
+            "histogram",
+        )
+        tables.append(Table(f"{prefix}: numeric features", numeric_header, tuple(numeric)))
     if categorical or not numeric:
         header = ("feature", "type", "count", "missing", "unique", "top values")
         tables.append(Table(f"{prefix}: categorical features", header, tuple(categorical)))

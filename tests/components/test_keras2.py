@@ -12,7 +12,8 @@ from tensorflow.python.autograph.core import config
 from tensorflow.python.autograph.impl import conversion
 from tfx_bsl.tfxio import tensor_adapter
 
-from mlpipe.components.keras2 import GRAPH_SAFE_LIBRARIES, skip_autograph_for_graph_safe_libraries
+from mlpipe.components.keras2 import skip_autograph_for_graph_safe_libraries
+from mlpipe.library_patches import GRAPH_SAFE_LIBRARIES, run_scope
 
 
 def _user_function(x: tf.Tensor) -> tf.Tensor:
@@ -22,8 +23,13 @@ def _user_function(x: tf.Tensor) -> tf.Tensor:
 
 
 def test_library_code_is_exempt_and_user_code_is_still_converted() -> None:
-    skip_autograph_for_graph_safe_libraries()
+    with run_scope():
+        skip_autograph_for_graph_safe_libraries()
+        _assert_exempt_and_user_code_converted()
+    assert not conversion.is_allowlisted(tf_keras.layers.Dense.call)  # the run's end undid the rules
 
+
+def _assert_exempt_and_user_code_converted() -> None:
     assert conversion.is_allowlisted(tft.TransformFeaturesLayer.call)
     assert conversion.is_allowlisted(tf_keras.layers.Dense.call)
     assert conversion.is_allowlisted(tensor_adapter.TensorAdapter.ToBatchTensors)
@@ -33,8 +39,11 @@ def test_library_code_is_exempt_and_user_code_is_still_converted() -> None:
 
 
 def test_rules_are_added_once() -> None:
-    skip_autograph_for_graph_safe_libraries()
-    skip_autograph_for_graph_safe_libraries()
-
-    prefixes = [getattr(rule, "_prefix", None) for rule in config.CONVERSION_RULES]
-    assert [prefixes.count(name) for name in GRAPH_SAFE_LIBRARIES] == [1, 1, 1]
+    before = config.CONVERSION_RULES
+    with run_scope():
+        skip_autograph_for_graph_safe_libraries()
+        with run_scope():
+            skip_autograph_for_graph_safe_libraries()
+        prefixes = [getattr(rule, "_prefix", None) for rule in config.CONVERSION_RULES]
+        assert [prefixes.count(name) for name in GRAPH_SAFE_LIBRARIES] == [1, 1, 1]
+    assert config.CONVERSION_RULES == before

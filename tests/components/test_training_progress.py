@@ -8,6 +8,8 @@ import threading
 
 import numpy as np
 
+from mlpipe.library_patches import run_scope  # the fit hook is a library patch, in effect in a run
+
 
 def _tiny_model():
     import tf_keras
@@ -27,7 +29,7 @@ def test_fit_in_scope_logs_step_windows_and_epochs(caplog):
 
     log = logging.getLogger("mlpipe.executor.test_trainer")
     x, y = _data()
-    with caplog.at_level(logging.INFO, logger=log.name), log_training_progress(log):
+    with caplog.at_level(logging.INFO, logger=log.name), run_scope(), log_training_progress(log):
         _tiny_model().fit(x, y, batch_size=4, epochs=2, verbose=0)  # 20 steps per epoch
     lines = [r.getMessage() for r in caplog.records if r.name == log.name]
     steps = [re.match(r"epoch (\d)/2 step (\d+)/20 \((\d+)%\): .*loss \d\.\d{4}.*steps/s", m) for m in lines]
@@ -45,7 +47,7 @@ def test_fit_outside_the_scope_or_in_another_thread_is_left_alone(caplog):
     caplog.set_level(logging.INFO, logger=log.name)
     _tiny_model().fit(x, y, batch_size=4, verbose=0)
     other = threading.Thread(target=lambda: _tiny_model().fit(x, y, batch_size=4, verbose=0))
-    with log_training_progress(log):
+    with run_scope(), log_training_progress(log):
         other.start()
         other.join()
     assert [r for r in caplog.records if r.name == log.name] == []

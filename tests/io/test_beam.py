@@ -1,4 +1,6 @@
-"""Every Beam pipeline of mlpipe runs in-process unless the pipeline's arguments name a runner."""
+"""Every Beam pipeline of mlpipe runs in-process unless the pipeline's arguments name a runner; in a run,
+Beam's pipeline-building calls are memoized (the Beam patches of mlpipe.library_patches) and answer as
+Beam's own do."""
 
 from __future__ import annotations
 
@@ -8,6 +10,14 @@ import weakref
 import pytest
 
 from mlpipe.io.beam import beam_pipeline_options
+from mlpipe.library_patches import applied, run_scope
+
+
+@pytest.fixture(autouse=True)
+def in_a_run():
+    """The memos are in effect during an mlpipe run only."""
+    with run_scope():
+        yield
 
 
 @pytest.mark.parametrize(
@@ -56,7 +66,7 @@ def test_dofn_specs_are_memoized_and_stateful_dofns_still_work():
             yield element[0], seen
 
     options = beam_pipeline_options([])
-    assert userstate.get_dofn_specs.memoized_by_mlpipe
+    assert "beam_dofn_specs" in applied()
     dofn = CountPerKey()
     state_specs, timer_specs = userstate.get_dofn_specs(dofn)
     assert ({s.name for s in state_specs}, timer_specs) == ({"count"}, set())
@@ -76,7 +86,7 @@ def test_signatures_are_memoized_per_function_and_answer_as_inspect_does():
     from apache_beam.typehints import decorators
 
     beam_pipeline_options([])
-    assert decorators.get_signature.memoized_by_mlpipe
+    assert "beam_signatures" in applied()
     assert core.get_signature is ptransform.get_signature is util.get_signature is decorators.get_signature
 
     class Scale(beam.DoFn):
@@ -147,7 +157,7 @@ def test_state_cache_weighs_values_as_objsize_does():
     from apache_beam.testing.util import assert_that, equal_to
 
     beam_pipeline_options([])
-    assert statecache.get_deep_size.memoized_by_mlpipe
+    assert "beam_state_weights" in applied()
 
     def objsize_weight(*objs):  # what Beam's own get_deep_size computes
         return objsize.get_deep_size(
