@@ -45,6 +45,7 @@ class TfxAliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         """Nothing to run (the compat module is imported already); keep its own ``__spec__``."""
+        assert module.__spec__ is not None
         original = module.__spec__.loader_state
         if original is not None:
             module.__spec__ = original

@@ -75,7 +75,7 @@ class Approval(Component):
         assert model is not None and model.id is not None
         evaluated = ctx.input("model_blessing")
         box = mailbox(ctx.node_dir, model.id)
-        if evaluated is not None and not evaluated.blessed:
+        if isinstance(evaluated, ModelBlessing) and not evaluated.blessed:
             decision = ApprovalDecision(NOT_BLESSED, user=MLPIPE)
         else:
             request = write_request(
@@ -132,7 +132,7 @@ def _summary(ctx: ExecutionContext) -> dict[str, Any]:
         summary["evaluation_uri"] = evaluation.uri
         summary["evaluation_id"] = evaluation.id
     evaluated = ctx.input("model_blessing")
-    if evaluated is not None:
+    if isinstance(evaluated, ModelBlessing):
         summary["evaluator_blessed"] = evaluated.blessed
     return summary
 

@@ -85,16 +85,16 @@ class LockedStore:
         to other processes halfway through, so only the outermost block takes and drops it.
         """
         with self._thread_lock:
-            outermost = self._lock_fd is not None and self._flock_depth == 0
-            if outermost:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            lock_fd = self._lock_fd if self._flock_depth == 0 else None
+            if lock_fd is not None:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)
             self._flock_depth += 1
             try:
                 yield
             finally:
                 self._flock_depth -= 1
-                if outermost:
-                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                if lock_fd is not None:
+                    fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

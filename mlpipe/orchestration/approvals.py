@@ -67,7 +67,7 @@ def find_request(store: MetadataStore, run_id: str, node_id: str) -> PendingAppr
     for execution in sorted(executions, key=lambda e: e.id, reverse=True):
         node_dir = execution_property(execution, NODE_DIR)
         models = store.input_artifacts(execution.id).get("model") or []
-        if node_dir is None or len(models) != 1:
+        if node_dir is None or len(models) != 1 or models[0].id is None:
             continue
         box = mailbox(node_dir, models[0].id)
         request = read_request(box)

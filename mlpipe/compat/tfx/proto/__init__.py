@@ -47,7 +47,7 @@ __all__ = [
 ]  # fmt: skip
 
 
-def to_dict(value: object) -> object:
+def to_dict(value: Any) -> Any:
     """A proto message as the JSON dict mlpipe components take (TFX's field names); dicts, None and
     other values unchanged."""
     if hasattr(value, "DESCRIPTOR") and hasattr(value, "ListFields"):

@@ -11,6 +11,7 @@ messages — into a FileDescriptorProto in a private descriptor pool, so the ful
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, message_factory
 
@@ -36,7 +37,7 @@ def build_file(
     file_name: str,
     messages: Mapping[str, Sequence[str]],
     enums: Mapping[str, Mapping[str, int]] | None = None,
-) -> dict[str, type]:
+) -> dict[str, Any]:  # classes made at run time: their fields are unknown to mypy
     """Message and enum classes of one proto3 file, by (dotted) name; enums as EnumTypeWrappers."""
     enums = dict(enums or {})
     fdp = descriptor_pb2.FileDescriptorProto(name=file_name, package=package, syntax="proto3")

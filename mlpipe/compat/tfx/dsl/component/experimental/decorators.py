@@ -20,6 +20,7 @@ from mlpipe.dsl.component import FunctionComponent
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import REQUIRED, ComponentSpec, InputSpec, parameter_spec_from_annotation
 from mlpipe.errors import DefinitionError
+from mlpipe.types.artifact import ValueArtifact
 
 _PLAIN = (*VALUE_TYPES, dict, list)
 
@@ -30,7 +31,7 @@ class TfxFunctionComponent(FunctionComponent):
     RETURNED: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def execute(cls, ctx: ExecutionContext) -> None:  # type: ignore[override]
+    def execute(cls, ctx: ExecutionContext) -> None:
         kwargs: dict[str, Any] = {name: _view(ctx.input(name)) for name in cls.SPEC.inputs}
         kwargs.update({k: TfxArtifactView(v) for k, v in ctx.outputs.items() if k not in cls.RETURNED})
         kwargs.update(ctx.parameters)
@@ -43,7 +44,9 @@ class TfxFunctionComponent(FunctionComponent):
                 f"{ctx.node_id}: the function's returned dict lacks {missing} (its OutputDict)"
             )
         for key in cls.RETURNED:
-            ctx.outputs[key].write(result[key])
+            output = ctx.outputs[key]
+            assert isinstance(output, ValueArtifact)  # OutputDict keys are value types (VALUE_TYPES)
+            output.write(result[key])
 
 
 def _view(artifact: Any) -> TfxArtifactView | None:
