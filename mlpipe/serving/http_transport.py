@@ -46,8 +46,8 @@ SERVER_NAME = "mlpipe-serving"
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"})
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # RFC 9110 5.6.2
 _METHOD = re.compile(_TOKEN)
-_TARGET = re.compile(r"[^\x00-\x20\x7f]+")
-_VERSION = re.compile(r"HTTP/(\d+)\.(\d+)")
+_TARGET = re.compile(r"[\x21-\x7e]+")  # visible ASCII: clients percent-encode the rest
+_VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")
 # RFC 9110 5.5: a value is visible ASCII, obs-text (0x80-0xff), spaces and tabs; no other controls.
 _HEADER_LINE = re.compile(r"(" + _TOKEN + r"):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*")
 _DIGITS = re.compile(r"[0-9]+")
@@ -221,23 +221,15 @@ class _Connection(asyncio.Protocol):
             if not self.buffer:
                 self._cancel_timer()
                 return
-            end = self.buffer.find(b"\r\n\r\n")
-            head_end = end if end >= 0 else min(len(self.buffer), self.limits.max_head_bytes)
             try:
-                _check_line_ends(self.buffer, head_end, complete=end >= 0)
-                if end < 0:
-                    if len(self.buffer) > self.limits.max_head_bytes:
-                        raise MalformedRequest(
-                            431, f"request line and headers exceed {self.limits.max_head_bytes} bytes"
-                        )
-                    self._wait("head")
-                    return
-                request = parse_head(bytes(self.buffer[: end + 4]), self.limits)
-                length = body_length(request, self.limits)
+                framed = frame_request(self.buffer, self.limits)
             except MalformedRequest as error:
                 self._fail(error.status, error.message)
                 return
-            start = end + 4
+            if framed is None:
+                self._wait("head")
+                return
+            request, start, length = framed
             if len(self.buffer) < start + length:
                 # Wait for the rest of the body; the head is parsed again then (cheap, and rare).
                 if request.expects_continue and not self.continued:
@@ -342,6 +334,23 @@ class _Connection(asyncio.Protocol):
 def _loop_time(monotonic: float) -> float:
     """``time.monotonic()`` value -> the running loop's clock (the same clock on CPython, kept apart)."""
     return asyncio.get_running_loop().time() + (monotonic - time.monotonic())
+
+
+def frame_request(buffer: bytearray, limits: HttpLimits) -> tuple[Request, int, int] | None:
+    """The request at the start of ``buffer``: (request, where its body starts, body length).
+
+    None while the head is incomplete; raises ``MalformedRequest`` as soon as the bytes so far
+    cannot start a valid request. The body may still be arriving: the caller compares lengths.
+    """
+    end = buffer.find(b"\r\n\r\n")
+    head_end = end if end >= 0 else min(len(buffer), limits.max_head_bytes)
+    _check_line_ends(buffer, head_end, complete=end >= 0)
+    if max(end, len(buffer) if end < 0 else 0) > limits.max_head_bytes:
+        raise MalformedRequest(431, f"request line and headers exceed {limits.max_head_bytes} bytes")
+    if end < 0:
+        return None
+    request = parse_head(bytes(buffer[: end + 4]), limits)
+    return request, end + 4, body_length(request, limits)
 
 
 def _check_line_ends(buffer: bytearray, end: int, complete: bool) -> None:
