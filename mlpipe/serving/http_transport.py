@@ -172,6 +172,7 @@ class _Connection(asyncio.Protocol):
         self.request_started = 0.0  # when the first byte of the request being received came
         self.timer: asyncio.TimerHandle | None = None  # the head or body deadline, or the lingering close
         self.lingering = False  # answered an error: reading and dropping until the close
+        self.client_done = False  # the client closed its side: answer what is complete, then close
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -199,9 +200,10 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()  # pipelined requests pile up: let TCP push back
 
     def eof_received(self) -> bool:
-        if self.lingering or (self.answering is None and not self.buffer):
-            return False  # close
-        return True  # a request is being answered (or half sent): answer it, then close
+        """Keep the connection open only to answer the request being answered (and complete ones
+        after it); a half-sent request can never complete, so it is dropped at once."""
+        self.client_done = True
+        return self.answering is not None and not self.lingering
 
     def close(self) -> None:
         if self.transport is not None:
@@ -220,12 +222,18 @@ class _Connection(asyncio.Protocol):
                 del self.buffer[:2]
             if not self.buffer:
                 self._cancel_timer()
+                if self.client_done:
+                    self.close()
                 return
             try:
                 framed = frame_request(self.buffer, self.limits)
             except MalformedRequest as error:
                 self._fail(error.status, error.message)
                 return
+            if framed is None or len(self.buffer) < framed[1] + framed[2]:
+                if self.client_done:
+                    self.close()  # the rest of the request can no longer come
+                    return
             if framed is None:
                 self._wait("head")
                 return
