@@ -174,3 +174,22 @@ def test_an_oversized_body_is_read_and_dropped_before_the_close(small_server):
         assert response.status == 413 and re.search("1024 bytes", response.json()["error"])
         sock.shutdown(socket.SHUT_WR)
         assert closed_by_server(sock)
+
+
+def test_a_request_cut_short_by_the_client_is_dropped_at_once(small_server):
+    """After the client's EOF the rest of the request cannot come: no waiting for the head timeout."""
+    with connect(small_server, timeout=5) as sock:
+        sock.sendall(b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234")
+        started = time.monotonic()
+        sock.shutdown(socket.SHUT_WR)
+        assert closed_by_server(sock)
+        assert time.monotonic() - started < LIMITS.body_timeout_seconds
+
+
+def test_a_complete_request_before_the_client_eof_is_still_answered(small_server):
+    with connect(small_server, timeout=5) as sock:
+        sock.sendall(b"POST /done HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        sock.shutdown(socket.SHUT_WR)
+        response = read_response(sock)
+        assert response.status == 200 and response.json() == {"method": "POST", "target": "/done", "bytes": 3}
+        assert closed_by_server(sock)
