@@ -14,8 +14,9 @@ The parser is strict where a lenient one lets a proxy and this server frame the 
 differently (request smuggling): a bare CR or LF in the head, a header name that is not an RFC 9110
 token, a control character in a value, a ``Content-Length`` that is not ASCII digits or a
 ``Transfer-Encoding`` are refused, never guessed at. ``tests/serving/test_http_parser_vs_h11.py``
-holds it to h11's reading of the same bytes. It is hand-written for speed: h11 costs about 50 us
-more per request, a fifth of the loop's time per request under batching (``bench/serving.py``).
+holds it to h11's reading of the same bytes. It is hand-written for speed: served through h11,
+the same REST API answers 0.3-0.4 ms slower at p50 and 10-30% fewer requests/s at 32 clients
+(``bench/serving.py``, ``rest_h11``; numbers in ``docs/serving.md``).
 
 Every connection is bounded (``HttpLimits``): head size and header count, a deadline for the whole
 head (slowly sent headers cannot hold a connection), a timeout between body reads, an idle timeout
@@ -299,6 +300,7 @@ class _Connection(asyncio.Protocol):
         else:
             self._answer(request, *task.result())
         if self.transport is not None:
+            self.request_started = time.monotonic()  # a pipelined request's head deadline starts now
             self.transport.resume_reading()
             self._next_request()
 

@@ -88,7 +88,7 @@ def theirs(data: bytes):
     return ("ok", request.method.decode(), request.target.decode("latin-1"), headers, body)
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw_requests())
 @example(b"POST / HTTP/1.1\r\nHost: x\r\nX-Pad: a\nContent-Length: 3\r\n\r\nabc")
 @example(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \xb2\r\n\r\nabc")
