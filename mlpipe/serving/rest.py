@@ -167,6 +167,8 @@ def _json_int(text: str) -> int | float:
 
 def _parse_json(body: bytes) -> dict[str, Any]:
     try:
+        # The hooks cost ~10% of the parse on a body of floats, ~2x on one of integers: the price of
+        # TF Serving's answers for 1e400 and integers beyond uint64.
         document = json.loads(body, parse_float=_json_float, parse_int=_json_int)
     except (ValueError, RecursionError) as error:
         raise invalid_argument(f"JSON Parse error: {error}") from None
