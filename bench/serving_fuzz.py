@@ -25,8 +25,12 @@ from mlpipe import _tf_env  # noqa: E402, F401  (TF_USE_LEGACY_KERAS must be set
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--examples", type=int, default=400, help="positive cases per operation (half as many negative)"
+        "--examples",
+        type=int,
+        default=8,
+        help="schemathesis positive cases per operation (half as many negative)",
     )
+    parser.add_argument("--documents", type=int, default=8000, help="TF Serving requests from our generator")
     parser.add_argument("--raw", type=int, default=3000, help="raw malformed HTTP requests")
     parser.add_argument("--seed", type=int, default=25)
     args = parser.parse_args()
