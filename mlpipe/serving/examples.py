@@ -10,12 +10,15 @@ out (a missing value). Send ``1.0``, not ``1``, for a float feature.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from mlpipe import _tf_env  # noqa: F401  (TF_USE_LEGACY_KERAS must be set before TensorFlow loads)
 from mlpipe.serving.status import invalid_argument
 from mlpipe.serving.tensor_json import decode_b64, is_b64
+
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def example_from_features(features: Mapping[str, Any], what: str = "example") -> Any:
@@ -40,9 +43,9 @@ def example_from_features(features: Mapping[str, Any], what: str = "example") ->
                 _to_bytes(v, f"{what} feature {name!r}") for v in values
             )
         elif kind == "int":
-            feature_map[name].int64_list.value.extend(int(v) for v in values)
+            feature_map[name].int64_list.value.extend(_int64(v, name, what) for v in values)
         else:
-            feature_map[name].float_list.value.extend(float(v) for v in values)
+            feature_map[name].float_list.value.extend(_float32(v, what) for v in values)
     return example
 
 
@@ -73,6 +76,25 @@ def _kind(values: list[Any], what: str) -> str:
     if all(isinstance(v, bool | int | float) for v in values):
         return "float"
     raise invalid_argument(f"{what}: values must be all strings/bytes or all numbers, got {values!r:.200}")
+
+
+def _int64(value: int, name: str, what: str) -> int:
+    """TF Serving's rule for integer features (``util/json_tensor.cc``, ``AddValueToFeature``)."""
+    if -(2**63) <= value < 2**63:
+        return int(value)
+    if 0 <= value < 2**64:
+        raise invalid_argument(f"Feature: {name} has uint64 element. Only int64 is supported. ({what})")
+    raise invalid_argument(f"{what}: {value} is out of the int64 range of an integer feature")
+
+
+def _float32(value: float, what: str) -> float:
+    """A float feature value: NaN and infinities pass, finite ones beyond float32's range are an error
+    (TF Serving's ``IsLosslessDecimal<float>`` on every double in an example)."""
+    if isinstance(value, float) and math.isfinite(value) and abs(value) > FLOAT32_MAX:
+        raise invalid_argument(
+            f"{what}: Cannot convert JSON value: {value!r} to float without loss of precision."
+        )
+    return float(value)
 
 
 def _to_bytes(value: Any, what: str) -> bytes:

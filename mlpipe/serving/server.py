@@ -22,7 +22,7 @@ from mlpipe.errors import ServingError
 from mlpipe.serving.batching import Batcher, BatchingParameters
 from mlpipe.serving.config import ServedModel
 from mlpipe.serving.event_loop import LoopThread
-from mlpipe.serving.http_transport import HttpServer
+from mlpipe.serving.http_transport import HttpLimits, HttpServer
 from mlpipe.serving.inference import InferenceRunner
 from mlpipe.serving.metrics import ServingMetrics
 from mlpipe.serving.model_manager import ModelManager
@@ -101,7 +101,9 @@ class ModelServer:
             self._grpc, grpc_port = self._loop.run(
                 start_grpc_server(runner, metrics, self.host, self._requested.grpc, self.max_request_bytes)
             )
-            self._rest = HttpServer(RestApi(runner, metrics).handle, self.max_request_bytes)
+            self._rest = HttpServer(
+                RestApi(runner, metrics).handle, HttpLimits(max_body_bytes=self.max_request_bytes)
+            )
             rest_port = self._loop.run(self._listen_rest(self._rest))
         except BaseException:
             self.stop()

@@ -100,7 +100,32 @@ def array_from_json(value: Any, dtype: np.dtype, what: str) -> np.ndarray:
         info = np.iinfo(dtype)
         if array.min() < info.min or array.max() > info.max:
             raise invalid_argument(f"{what}: a value is out of range for {dtype}")
+    elif dtype.kind == "f":
+        _check_lossless(array, dtype, what)
     return array.astype(dtype, copy=False)
+
+
+def _check_lossless(array: np.ndarray, dtype: np.dtype, what: str) -> None:
+    """Refuse numbers ``dtype`` cannot hold, as TF Serving's ``IsLosslessDecimal`` does.
+
+    ``tensorflow_serving/util/json_tensor.cc``: NaN and infinities pass; an integer must be at most
+    ``2**digits - 1`` in magnitude (16,777,215 for float32); any other number must lie within the
+    type's finite range. Python's parser turns integers mixed with fractions in one list into
+    floats, so there only the range is checked (TF Serving would also check those integers).
+    """
+    if array.dtype.kind in "iu":
+        limit = 2 ** (np.finfo(dtype).nmant + 1) - 1
+        bad = (array > limit) | (array < -limit)
+    else:
+        info = np.finfo(dtype)
+        with np.errstate(invalid="ignore"):
+            bad = np.isfinite(array) & ((array > info.max) | (array < info.min))
+    if bad.any():
+        value = array.flat[int(np.flatnonzero(bad)[0])].item()
+        name = {4: "float", 8: "double"}.get(dtype.itemsize, str(dtype))
+        raise invalid_argument(
+            f"{what}: Cannot convert JSON value: {value!r} to {name} without loss of precision."
+        )
 
 
 def _string_array(value: Any, what: str) -> np.ndarray:
