@@ -280,7 +280,7 @@ def test_examples_in_tfx_layout_with_2_to_1_split(clean_run):
 
 
 @pytest.mark.e2e
-def test_missing_value_is_an_absent_feature(clean_run):
+def test_empty_cell_is_a_feature_without_values_as_in_tfx(clean_run):
     (examples,) = clean_run["CsvExampleGen"]["examples"]
     # first data row: ",12.45,5,19,6,1400269500,,,,,0.0,,,Credit Card,...": no pickup_community_area
     (first,) = [
@@ -291,8 +291,13 @@ def test_missing_value_is_an_absent_feature(clean_run):
         and e.features.feature["payment_type"].bytes_list.value == [b"Credit Card"]
         and abs(e.features.feature["fare"].float_list.value[0] - 12.45) < 1e-4
     ]
-    assert "pickup_community_area" not in first.features.feature
-    assert "pickup_latitude" not in first.features.feature
+    # TFX's CsvExampleGen: an empty cell of a typed column is an empty list of the column's type
+    assert first.features.feature["pickup_community_area"].HasField("int64_list")
+    assert list(first.features.feature["pickup_community_area"].int64_list.value) == []
+    assert first.features.feature["pickup_latitude"].HasField("float_list")
+    assert list(first.features.feature["pickup_latitude"].float_list.value) == []
+    # a column empty in all 3000 rows has no type: a feature without a kind (TFX's UNKNOWN column)
+    assert first.features.feature["pickup_census_tract"].WhichOneof("kind") is None
     assert first.features.feature["trip_miles"].float_list.value == [0.0]
     assert first.features.feature["trip_seconds"].int64_list.value == [0]
 
@@ -313,8 +318,9 @@ def test_statistics_schema_and_no_anomalies_on_clean_data(clean_run):
     types = {f.name: f.type for f in schema.feature}
     assert types["fare"] == schema_pb2.FLOAT and types["trip_seconds"] == schema_pb2.INT
     assert types["company"] == schema_pb2.BYTES
-    # pickup_census_tract is empty in all 3000 rows: absent from every example, so not in the schema
-    assert len(types) == 17 and "pickup_census_tract" not in types
+    # pickup_census_tract is empty in all 3000 rows: a feature without a kind in every row, which
+    # TFDV sees as a feature without values, and types BYTES (as on TFX's Examples of these rows)
+    assert len(types) == 18 and types["pickup_census_tract"] == schema_pb2.BYTES
     (anomalies,) = clean_run["ExampleValidator"]["anomalies"]
     for split in ("train", "eval"):
         with open(os.path.join(anomalies.split_uri(split), "SchemaDiff.pb"), "rb") as f:
@@ -335,8 +341,11 @@ def test_beam_and_in_memory_statistics_agree(clean_run):
                 exact[name] = f.num_stats.common_stats.num_non_missing
                 means[name] = f.num_stats.mean
             else:
-                top = f.string_stats.top_values[0]
-                exact[name] = (f.string_stats.common_stats.num_non_missing, top.value, top.frequency)
+                top = f.string_stats.top_values[:1]
+                exact[name] = (
+                    f.string_stats.common_stats.num_non_missing,
+                    [(t.value, t.frequency) for t in top],
+                )
         return exact, means
 
     (memory,) = clean_run["StatisticsGen"]["statistics"]
@@ -346,8 +355,9 @@ def test_beam_and_in_memory_statistics_agree(clean_run):
         beam_exact, beam_means = summary(beam, split)
         assert exact == beam_exact
         assert means == pytest.approx(beam_means, rel=1e-12)
-        assert len(exact) == 18  # rows + 17 features (pickup_census_tract is all empty)
-        assert exact["company"][1] == "Taxi Affiliation Services"
+        assert len(exact) == 19  # rows + 18 features (pickup_census_tract without values)
+        assert exact["company"][1][0][0] == "Taxi Affiliation Services"
+        assert exact["pickup_census_tract"] == (0, [])
 
 
 @pytest.mark.e2e
