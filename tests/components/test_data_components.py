@@ -51,7 +51,7 @@ def test_folder_without_csv_files(tmp_path):
         ("a,b,c\n", r"a\.csv: only a header line"),
         ("a,b,c\n1,2,3\n4,5\n6,7,8\n", r"a\.csv:3: expected 3 fields as in the header, got 2"),
         ('a,b\n"x\ny",2\n1,2,3\n', r"a\.csv:4: expected 2 fields"),  # a quoted newline counts as a line
-        ('a,b\n1,2\n"oops,3\n4,5\n', r"a\.csv:3: a quote opened in this row is never closed"),
+        ('a,b\n1,2\n"oops,3\n4,5\n', r"a\.csv:3: a quote opened on this line is never closed"),
         ("a,b,a\n1,2,3\n", r"a\.csv:1: column name 'a' appears twice"),
         ("a,,c\n1,2,3\n", r"a\.csv:1: header has an empty column name"),
         (b"a,b\n1,2\n3,caf\xe9\n", r"a\.csv:3: byte b'\\xe9' is not UTF-8"),
