@@ -390,3 +390,81 @@ def test_text_in_numeric_column_fails_validation_and_keeps_anomalies(clean_run, 
     (anomalies,) = artifacts(MetadataStore(pipeline.metadata), "ExampleAnomalies")
     with open(os.path.join(anomalies.uri, "Split-train", "SchemaDiff.pb"), "rb") as f:
         assert "trip_miles" in anomalies_pb2.Anomalies.FromString(f.read()).anomaly_info
+
+
+# --- what `mlpipe run` prints on bad data ----------------------------------------------------------
+
+
+def _mlpipe_run(tmp_path: Path, pipeline_code: str) -> str:
+    """Run ``mlpipe run`` on a pipeline file in a subprocess; returns its stderr (exit status 1)."""
+    import subprocess
+    import sys
+
+    pipeline_file = _write(tmp_path / "pipeline.py", pipeline_code)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    done = subprocess.run(
+        [sys.executable, "-m", "mlpipe.cli", "run", str(pipeline_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert done.returncode == 1, done.stderr
+    return done.stderr
+
+
+def _paths_in(text: str, root: Path) -> list[str]:
+    import re
+
+    return re.findall(rf"{re.escape(str(root))}[^\s:()]*", text)
+
+
+def test_mlpipe_run_on_malformed_csv_names_file_line_and_log_without_a_traceback(tmp_path):
+    bad = _write(tmp_path / "data" / "bad.csv", 'a,b\n1,2\n3,"oops\n4,5\n')
+    stderr = _mlpipe_run(
+        tmp_path,
+        "from mlpipe import Pipeline\n"
+        "from mlpipe.components.example_gen import CsvExampleGen\n"
+        f"pipeline = Pipeline('bad', {str(tmp_path / 'root')!r}, [CsvExampleGen(input_base={str(bad.parent)!r})])\n",
+    )
+    assert "Traceback" not in stderr and 'File "' not in stderr
+    assert f"{bad}:3: a quote opened on this line is never closed" in stderr
+    (log,) = {p for p in _paths_in(stderr, tmp_path / "root") if p.endswith("executor.log")}
+    assert f"full log of CsvExampleGen: {log}" in stderr
+    assert "Traceback" in Path(log).read_text()  # the traceback is kept, in the node's log
+
+
+@pytest.mark.e2e
+def test_mlpipe_run_on_anomalies_names_the_published_anomalies_folder(tmp_path):
+    data = _write(tmp_path / "data" / "ok.csv", "a,b\n1,x\n2,y\n3,z\n4,w\n5,v\n6,u\n")
+    schema = _write(
+        tmp_path / "schema.pbtxt",
+        'feature { name: "a" type: INT presence { min_fraction: 1.0 min_count: 1 } }\n'
+        'feature { name: "b" type: INT presence { min_fraction: 1.0 min_count: 1 } }\n',
+    )
+    root = tmp_path / "root"
+    stderr = _mlpipe_run(
+        tmp_path,
+        "from mlpipe import Pipeline\n"
+        "from mlpipe.components.example_gen import CsvExampleGen\n"
+        "from mlpipe.components.example_validator import ExampleValidator\n"
+        "from mlpipe.components.schema_gen import ImportSchemaGen\n"
+        "from mlpipe.components.statistics_gen import StatisticsGen\n"
+        f"gen = CsvExampleGen(input_base={str(data.parent)!r})\n"
+        "stats = StatisticsGen(examples=gen.outputs['examples'])\n"
+        f"schema = ImportSchemaGen(schema_file={str(schema)!r})\n"
+        "check = ExampleValidator(statistics=stats.outputs['statistics'], schema=schema.outputs['schema'])\n"
+        f"pipeline = Pipeline('anomalous', {str(root)!r}, [gen, stats, schema, check])\n",
+    )
+    assert "Traceback" not in stderr and ".staging" not in stderr
+    assert "b        Unexpected data type" in stderr  # b holds text where the schema says INT
+    paths = set(_paths_in(stderr, root))
+    anomalies = {p for p in paths if "/ExampleValidator/anomalies/" in p}
+    assert len(anomalies) == 1 and paths
+    for path in paths:  # every path printed exists after the run
+        assert os.path.exists(path), path
+    (folder,) = anomalies
+    assert os.path.isfile(os.path.join(folder, "Split-train", "SchemaDiff.pb"))
+    log = next(p for p in paths if p.endswith("executor.log"))
+    assert ".staging" not in Path(log).read_text()
