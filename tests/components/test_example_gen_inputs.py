@@ -234,11 +234,15 @@ def test_columnar_copy_decodes_like_the_records(tmp_path):
             "s": pa.array([b"a", None, b"", None]),
             "l": pa.array([[1.5, 2.5], [], None, None], pa.list_(pa.float64())),
             "empty": pa.array([None] * 4, pa.int64()),
+            "untyped": pa.nulls(4),
         }
     )
-    records = io.encode_examples(table)
-    assert records[3] == b""  # every cell missing: an empty tf.Example
-    path = str(tmp_path / "copy.arrow")
-    io.write_columnar(path, table)
-    decoded = ExamplesToRecordBatchDecoder().DecodeBatch(records)
-    assert io.read_columnar_batch(path).equals(decoded)
+    # nulls as Parquet/SQL write them (features without a kind), and as CSV writes empty cells
+    for nulls in (table, io.with_empty_cells_as_empty_lists(table)):
+        records = io.encode_examples(nulls)
+        path = str(tmp_path / "copy.arrow")
+        io.write_columnar(path, nulls)
+        decoded = ExamplesToRecordBatchDecoder().DecodeBatch(records)
+        assert io.read_columnar_batch(path).equals(decoded)
+        assert decoded.column(decoded.schema.names.index("untyped")).null_count == 4
+    assert decoded.column(decoded.schema.names.index("i")).to_pylist() == [[1], [], [3], []]
