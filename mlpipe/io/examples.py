@@ -210,8 +210,9 @@ def _locate_ragged_row(path: str, text: str, width: int) -> DataError | None:
 
 def infer_column_types(table: pa.Table) -> pa.Table:
     """Cast each string column to int64, float64 or binary, or null where it has no value (see the
-    module docstring). Plain numbers are typed and converted by Arrow; a column with other text
-    (``nan``, `` 7``, ``1_000``, a 19-digit integer...) is decided value by value by TFX's rule."""
+    module docstring). Numbers Arrow reads as Python does are typed and converted by Arrow; a
+    column with other text (`` 7``, ``1_000``, ``0x1f``, a 19-digit integer...) is decided value
+    by value by TFX's rule."""
     import pyarrow as pa
 
     return pa.Table.from_arrays([_typed(c) for c in table.columns], names=table.column_names)
@@ -232,28 +233,41 @@ def _empty_cells_as_lists(schema: pa.Schema) -> bool:
     return (schema.metadata or {}).get(_NULLS_KEY) == _EMPTY_LISTS
 
 
-# Texts whose type and value Arrow's casts give as Python's int()/float() would: up to 18 digits
-# always fit int64; the float syntax below is a subset of Python's.
-_PLAIN_INT = r"^[+-]?[0-9]{1,18}$"
-_PLAIN_NUMBER = (
-    r"^[+-]?([0-9]{1,18}|[0-9]*\.[0-9]*|[0-9]+(\.[0-9]*)?[eE][+-]?[0-9]+|\.[0-9]+[eE][+-]?[0-9]+)$"
-)
-
-
 def _typed(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Arrow's casts where they read texts as Python's ``int()``/``float()`` do (what Arrow reads,
+    Python reads the same, but for the exceptions checked here), else TFX's rule value by value."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if column.null_count == len(column):
         return pa.chunked_array([pa.nulls(len(column))])  # TFX's UNKNOWN: no value to type it by
     column = column.cast(pa.string())
-    for pattern, target in ((_PLAIN_INT, pa.int64()), (_PLAIN_NUMBER, pa.float64())):
-        if pc.all(pc.match_substring_regex(column, pattern)).as_py():
-            try:
-                return column.cast(target)
-            except pa.ArrowInvalid:
-                break  # e.g. "." or "1e": not Python numbers either; the rule below says so
-    return _typed_by_value(column)
+    try:
+        ints = column.cast(pa.int64())
+    except pa.ArrowInvalid:
+        pass
+    else:  # Arrow also reads hexadecimal ("0x1f"), Python's int() does not
+        return _typed_by_value(column) if _holds(column, "x") else ints
+    try:
+        floats = column.cast(pa.float64())
+    except pa.ArrowInvalid:
+        return _typed_by_value(column)
+    # Arrow reads "nan(...)", Python does not; an integer beyond int64 makes the column text (TFX)
+    values = floats.to_numpy()
+    integral = pa.array(np.isfinite(values) & (values == np.round(values)))
+    if _holds(column, "(") or pc.any(pc.match_substring_regex(column.filter(integral), _LONG_INT)).as_py():
+        return _typed_by_value(column)
+    return floats
+
+
+_LONG_INT = r"^[+-]?[0-9]{19,}$"
+
+
+def _holds(column: pa.ChunkedArray, text: str) -> bool:
+    import pyarrow.compute as pc
+
+    return bool(pc.any(pc.match_substring(column, text, ignore_case=True)).as_py())
 
 
 _INT, _FLOAT, _STRING = 0, 1, 2

@@ -234,3 +234,38 @@ def test_sql_rows_are_written_as_their_csv_export(tmp_path):
     assert mine[1]["i"] == (None, []) and mine[1]["s"] == ("bytes_list", [b""])
     assert mine[2]["i"] == ("int64_list", [2**63 - 1]) and mine[0]["n"] == (None, [])
     assert mine[2]["f"] == ("float_list", [np.float32("inf").tobytes()])
+
+
+_CELLS = [
+    "0", "-0", "007", "+5", " 7", "8 ", "1_000", "0x1f", "0X10", "9223372036854775807",
+    "9223372036854775808", "-9223372036854775809", "99999999999999999999", "1.5", "-.5e-3", "5.",
+    "1e400", "1e300", "nan", "NaN", "-inf", "+inf", "Infinity", "nan(1)", "1e", ".", "", " ",
+    "abc", "١٢", "True", "1,5", "0.1",
+]  # fmt: skip
+
+
+def test_column_types_and_values_follow_tfx_bsl_value_by_value():
+    """Arrow's fast casts against tfx_bsl's ``_InferValueType`` and TFX's int()/float() handlers,
+    on columns drawn from texts where Arrow's and Python's number syntaxes part."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from tfx_bsl.coders.csv_decoder import ColumnType, _InferValueType
+
+    @settings(max_examples=1500, derandomize=True, database=None, deadline=None)
+    @given(st.lists(st.sampled_from(_CELLS), min_size=1, max_size=6))
+    def check(cells: list[str]) -> None:
+        column = pa.chunked_array([pa.array([c or None for c in cells], pa.string())])
+        typed = io.infer_column_types(pa.table({"c": column})).column(0)
+        kind = max((_InferValueType(c.encode()) for c in cells), default=ColumnType.UNKNOWN)
+        if kind == ColumnType.UNKNOWN:
+            assert typed.type == pa.null()
+        elif kind == ColumnType.INT:
+            assert typed.to_pylist() == [int(c.encode()) if c else None for c in cells]
+        elif kind == ColumnType.FLOAT:
+            expected = [float(c.encode()) if c else None for c in cells]
+            assert typed.type == pa.float64()
+            assert [repr(v) for v in typed.to_pylist()] == [repr(v) for v in expected]
+        else:
+            assert typed.to_pylist() == [c.encode() if c else None for c in cells]
+
+    check()
