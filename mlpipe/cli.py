@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from mlpipe.errors import MlpipeError
+from mlpipe.errors import DataError, MlpipeError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,7 +195,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         failed = e.result.failed
         print(f"error: {e}", file=sys.stderr)
         for node_id, err in failed.items():
-            _print_log_tail(node_id, err.log_path)
+            if isinstance(err.cause, DataError) or isinstance(err.__cause__, DataError):
+                # the message names file, line and what to fix; the traceback stays in the log
+                print(f"full log of {node_id}: {err.log_path}", file=sys.stderr)
+            else:
+                _print_log_tail(node_id, err.log_path)
         print(f"resume: mlpipe run {args.pipeline_file}", file=sys.stderr)
         return 1
     print(f"run {result.run_id}: {len(result.results)} nodes ok; metadata: {pipeline.metadata.describe()}")

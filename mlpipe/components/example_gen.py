@@ -232,7 +232,7 @@ class CsvExampleGen(FileBasedExampleGen):
 
         tables = {name: io.read_csv_strings(paths) for name, paths in files.items()}
         # hashing the row text keeps a row's split independent of the types inferred for it
-        return encode_tables(tables, io.infer_column_types, io.row_fingerprints)
+        return encode_tables(tables, io.type_csv_columns, io.row_fingerprints)
 
 
 class ImportExampleGen(FileBasedExampleGen):

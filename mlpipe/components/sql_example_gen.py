@@ -1,9 +1,10 @@
 """SqlExampleGen: the rows of a SQL query -> Examples, through SQLAlchemy (any database it speaks).
 
 Values are turned into text and typed by the CSV rules of :mod:`mlpipe.io.examples` (a column of
-integers is INT, with any float FLOAT, else BYTES; NULL is an absent feature), so a table exported
-to CSV and the same table queried give the same examples, whatever types the driver returns
-(SQLite's columns, for one, have no fixed type). Rows are hash-split on their text like CSV rows.
+integers is INT, with any float FLOAT, else BYTES), so a table exported to CSV and the same table
+queried give the same values, whatever types the driver returns (SQLite's columns, for one, have no
+fixed type). NULL is a feature without a kind, as in TFX's SQL ExampleGens (``dict_to_example``),
+where an empty CSV cell is an empty value list. Rows are hash-split on their text like CSV rows.
 """
 
 from __future__ import annotations

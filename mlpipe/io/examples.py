@@ -4,9 +4,18 @@ Nothing here imports TensorFlow: CSV parsing is pyarrow/pandas, tf.Example's wir
 written with numpy and pyarrow.compute, and the TFRecord framing is written and read directly, so
 ExampleGen starts in about a second and the CSV checks are testable without TensorFlow.
 
-Typing rule (the one TFX's CsvExampleGen applies): a column whose every present value is an integer
-is INT; one with any float becomes FLOAT; anything else is BYTES. An empty cell is *missing*: the
-feature is absent from that row's ``tf.Example``, never 0 or ``""``.
+Typing rule (the one TFX's CsvExampleGen applies, tfx_bsl's ``csv_decoder._InferValueType``): a
+column whose every present value is an integer that fits int64 is INT; one with any float (Python's
+``float()`` syntax, so ``nan`` and ``inf`` too) becomes FLOAT; anything else, an integer beyond
+int64 included, is BYTES; a column with no value at all has no type.
+
+Missing values are written as TFX writes them, never as 0 or ``""``: an empty CSV cell is a feature
+with an empty value list of its column's type (TFX's CsvExampleGen; TFDV then counts the feature
+present with no values, so a schema inferred from the data accepts it); a null from Parquet or SQL,
+and every cell of a column without a type, is a feature without a kind (``tf.train.Feature()``, as
+TFX's ``dict_to_example`` and tfx_bsl's ``RecordBatchToExamples`` write ``None``), which readers
+decode as missing. Which of the two a table's nulls become travels with the table (see
+:func:`with_empty_cells_as_empty_lists`), so its columnar copy decodes the same way.
 """
 
 from __future__ import annotations
@@ -27,6 +36,10 @@ if TYPE_CHECKING:
 
 EXAMPLES_FILE = "data_tfrecord-00000-of-00001.gz"
 _UTF8_BOM = b"\xef\xbb\xbf"
+
+# Schema metadata of a typed table whose nulls are empty CSV cells (written as empty value lists).
+_NULLS_KEY = b"mlpipe.nulls"
+_EMPTY_LISTS = b"empty_lists"
 
 
 def read_csv_strings(paths: Sequence[str]) -> pa.Table:
@@ -65,35 +78,55 @@ def concat_same_columns(tables: Sequence[pa.Table], sources: Sequence[str]) -> p
 
 
 def _read_one_csv(path: str) -> pa.Table:
+    with open(path, "rb") as f:
+        return parse_csv(path, f.read())
+
+
+def parse_csv(path: str, raw: bytes) -> pa.Table:
+    """The bytes of one CSV file (named ``path`` in errors) as string columns, read by Arrow after
+    the checks that make it read exactly what Python's ``csv`` module (strict, the reader TFX's
+    CsvExampleGen uses) reads, or fail with the file and line: Arrow alone takes an unclosed
+    quote's rest of the file as one value."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    with open(path, "rb") as f:
-        data = f.read()
-    if data.startswith(_UTF8_BOM):
-        data = data[len(_UTF8_BOM) :]
+    data = raw[len(_UTF8_BOM) :] if raw.startswith(_UTF8_BOM) else raw  # Arrow drops it itself
     if not data.strip():
         raise DataError(f"{path}: file is empty; expected a header line and at least one row")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
         raise DataError(
-            f"{path}:{line}: byte {data[e.start : e.start + 1]!r} is not UTF-8; re-encode the file as UTF-8"
+            f"{path}:{_line_of(data, e.start)}: byte {data[e.start : e.start + 1]!r} is not UTF-8; "
+            f"re-encode the file as UTF-8"
         ) from None
-    header = next(csv.reader(io.StringIO(text)))
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise DataError(
+            f"{path}:{_line_of(data, nul)}: NUL byte; a CSV file is text (is this one UTF-16, or binary?)"
+        )
+    multiline = _check_quotes(path, data)
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    header = next((row for row in reader if row), [])
     seen: set[str] = set()
     for name in header:
         if not name:
-            raise DataError(f"{path}:1: header has an empty column name; name every column")
+            raise DataError(f"{path}:{reader.line_num}: header has an empty column name; name every column")
         if name in seen:
-            raise DataError(f"{path}:1: column name {name!r} appears twice in the header; rename one")
+            raise DataError(
+                f"{path}:{reader.line_num}: column name {name!r} appears twice in the header; rename one"
+            )
         seen.add(name)
     convert = pacsv.ConvertOptions(
         column_types={name: pa.string() for name in header}, null_values=[""], strings_can_be_null=True
     )
     try:
-        table = pacsv.read_csv(pa.BufferReader(data), convert_options=convert)
+        table = pacsv.read_csv(
+            pa.BufferReader(raw),
+            read_options=pacsv.ReadOptions(use_threads=len(raw) > _THREADED_CSV_BYTES),
+            parse_options=pacsv.ParseOptions(newlines_in_values=multiline),
+            convert_options=convert,
+        )
     except pa.ArrowInvalid as e:
         raise _locate_ragged_row(path, text, len(header)) or DataError(
             f"{path}: cannot parse CSV: {e}"
@@ -103,48 +136,175 @@ def _read_one_csv(path: str) -> pa.Table:
     return table
 
 
+# Below this size Arrow's thread pool costs more than it saves (~1 ms a file).
+_THREADED_CSV_BYTES = 1 << 20
+
+
+def _check_quotes(path: str, data: bytes) -> bool:
+    """Check every quoted value of a CSV file as Python's strict ``csv`` reader does: a quote that
+    starts a value must close, and be followed by a comma, a line break or the end. A quote inside
+    an unquoted value is text, as there. Returns whether a quoted value holds a line break.
+
+    Only the quotes are visited (a file without quotes costs one numpy scan), as Arrow's reader
+    accepts both faults silently: the rest of the file becomes one value, or the text after the
+    closing quote is appended to it.
+    """
+    import numpy as np
+
+    quotes = np.flatnonzero(np.frombuffer(data, np.uint8) == ord('"')).tolist()
+    multiline = False
+    i = 0
+    while i < len(quotes):
+        opening = quotes[i]
+        i += 1
+        if opening and data[opening - 1] not in b",\r\n":
+            continue  # inside an unquoted value: a plain character
+        while True:
+            if i == len(quotes):
+                raise DataError(
+                    f"{path}:{_line_of(data, opening)}: a quote opened on this line is never closed; "
+                    f'close it, or write a quote inside a value as ""'
+                )
+            closing = quotes[i]
+            after = data[closing + 1 : closing + 2]
+            if after == b'"':  # "" inside a quoted value: one quote
+                i += 2
+                continue
+            if after not in (b"", b",", b"\r", b"\n"):
+                raise DataError(
+                    f"{path}:{_line_of(data, closing)}: {after.decode('utf-8', 'replace')!r} follows the "
+                    f"quote that closes a value; expected a comma or the end of the line (quote the whole "
+                    f'value and write a quote inside it as "")'
+                )
+            i += 1
+            break
+        multiline = (
+            multiline or data.find(b"\n", opening, closing) >= 0 or data.find(b"\r", opening, closing) >= 0
+        )
+    return multiline
+
+
+def _line_of(data: bytes, position: int) -> int:
+    """The 1-based line of a byte offset, a line ending in LF, CRLF or a lone CR (as csv reads)."""
+    head = data[:position]
+    return head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
+
+
 def _locate_ragged_row(path: str, text: str, width: int) -> DataError | None:
-    """Find the line pyarrow rejected (its message has no line number) with the slower csv module."""
-    reader = csv.reader(io.StringIO(text), strict=True)
+    """Find the record pyarrow rejected (its message has no line number) with the slower csv
+    module; the line named is the one the record starts on."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     row_start = 1
     try:
         for row in reader:
             if row and len(row) != width:
                 return DataError(
-                    f"{path}:{reader.line_num}: expected {width} fields as in the header, got {len(row)}; "
+                    f"{path}:{row_start}: expected {width} fields as in the header, got {len(row)}; "
                     f"quote values that contain commas"
                 )
             row_start = reader.line_num + 1
-    except csv.Error as e:
-        return DataError(
-            f"{path}:{row_start}: a quote opened in this row is never closed ({e}); close it or escape "
-            f'it as ""'
-        )
+    except csv.Error:
+        return None  # e.g. a value over csv's field size limit, which Arrow has no trouble with
     return None
 
 
 def infer_column_types(table: pa.Table) -> pa.Table:
-    """Cast each string column to int64, else float64, else binary (see the module docstring)."""
+    """Cast each string column to int64, float64 or binary, or null where it has no value (see the
+    module docstring). Numbers Arrow reads as Python does are typed and converted by Arrow; a
+    column with other text (`` 7``, ``1_000``, ``0x1f``, a 19-digit integer...) is decided value
+    by value by TFX's rule."""
     import pyarrow as pa
 
     return pa.Table.from_arrays([_typed(c) for c in table.columns], names=table.column_names)
 
 
+def type_csv_columns(table: pa.Table) -> pa.Table:
+    """CSV's string columns typed, their empty cells to be written as empty value lists (TFX)."""
+    return with_empty_cells_as_empty_lists(infer_column_types(table))
+
+
+def with_empty_cells_as_empty_lists(table: pa.Table) -> pa.Table:
+    """The table, marked so that its nulls are written as features with an empty value list of the
+    column's type (TFX's CsvExampleGen for an empty cell) instead of features without a kind."""
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), _NULLS_KEY: _EMPTY_LISTS})
+
+
+def _empty_cells_as_lists(schema: pa.Schema) -> bool:
+    return (schema.metadata or {}).get(_NULLS_KEY) == _EMPTY_LISTS
+
+
 def _typed(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Arrow's casts where they read texts as Python's ``int()``/``float()`` do (what Arrow reads,
+    Python reads the same, but for the exceptions checked here), else TFX's rule value by value."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if column.null_count == len(column):
+        return pa.chunked_array([pa.nulls(len(column))])  # TFX's UNKNOWN: no value to type it by
+    column = column.cast(pa.string())
+    try:
+        ints = column.cast(pa.int64())
+    except pa.ArrowInvalid:
+        pass
+    else:  # Arrow also reads hexadecimal ("0x1f"), Python's int() does not
+        return _typed_by_value(column) if _holds(column, "x") else ints
+    try:
+        floats = column.cast(pa.float64())
+    except pa.ArrowInvalid:
+        return _typed_by_value(column)
+    # Arrow reads "nan(...)", Python does not; an integer beyond int64 makes the column text (TFX)
+    values = floats.to_numpy()
+    integral = pa.array(np.isfinite(values) & (values == np.round(values)))
+    if _holds(column, "(") or pc.any(pc.match_substring_regex(column.filter(integral), _LONG_INT)).as_py():
+        return _typed_by_value(column)
+    return floats
+
+
+_LONG_INT = r"^[+-]?[0-9]{19,}$"
+
+
+def _holds(column: pa.ChunkedArray, text: str) -> bool:
+    import pyarrow.compute as pc
+
+    return bool(pc.any(pc.match_substring(column, text, ignore_case=True)).as_py())
+
+
+_INT, _FLOAT, _STRING = 0, 1, 2
+
+
+def _cell_type(text: str) -> int:
+    """tfx_bsl's ``_InferValueType`` of a cell (which it sees as UTF-8 bytes)."""
+    cell = text.encode("utf-8")
+    try:
+        return _INT if -(2**63) <= int(cell) < 2**63 else _STRING
+    except ValueError:
+        try:
+            float(cell)
+        except ValueError:
+            return _STRING
+        return _FLOAT
+
+
+def _typed_by_value(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """TFX's rule over the distinct values (stopping at the first text), then TFX's conversion."""
     import pyarrow as pa
 
-    for target in (pa.int64(), pa.float64()):
-        try:
-            return column.cast(target)
-        except pa.ArrowInvalid:
-            continue
-    return column.cast(pa.binary())
+    distinct = column.unique().drop_null()
+    kind = _INT
+    for start in range(0, len(distinct), 4096):
+        kind = max([kind, *map(_cell_type, distinct.slice(start, 4096).to_pylist())])
+        if kind == _STRING:
+            return column.cast(pa.binary())
+    convert = int if kind == _INT else float
+    values = [None if v is None else convert(v.encode("utf-8")) for v in column.to_pylist()]
+    return pa.chunked_array([pa.array(values, pa.int64() if kind == _INT else pa.float64())])
 
 
 def normalize_column_types(table: pa.Table, source: str) -> pa.Table:
     """Map typed columns (Parquet, Arrow) onto the three tf.Example kinds, lists onto multi-valued
     features: integers and booleans -> int64, floats and decimals -> float64, everything else
-    (strings, dates, timestamps) -> binary of its text. Nulls stay nulls (absent features).
+    (strings, dates, timestamps) -> binary of its text. Nulls stay nulls (features without a kind).
     """
     import pyarrow as pa
 
@@ -267,20 +427,23 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 
 def encode_examples(table: pa.Table) -> list[bytes]:
-    """Serialize each row as a ``tf.Example`` in which missing values are absent features.
+    """Serialize each row as a ``tf.Example``, missing values as the module docstring says.
 
     The protobuf wire format is written directly, vectorized per column (see
     :func:`_feature_entries`): each column gives every row its ``Features.feature`` map entry, or
-    nothing where the cell is null; Arrow's C++ concatenates the entries row-wise after the
-    Example's own tag and length. Features follow the column order, so equal tables give equal
-    bytes (protobuf's own map order is not deterministic). A row with every cell missing is an
-    empty tf.Example, ``b""``. A list column (Parquet) is a multi-valued feature: its lists are the
-    feature values as they are (an empty list is a present feature without values). Floats are
-    written as float32, tf.Example's only float kind.
+    the missing-value entry where the cell is null; Arrow's C++ concatenates the entries row-wise
+    after the Example's own tag and length. Features follow the column order, so equal tables give
+    equal bytes (protobuf's own map order is not deterministic). Only a table without columns
+    gives empty tf.Examples, ``b""``. A list column (Parquet) is a multi-valued feature: its lists
+    are the feature values as they are (an empty list is a present feature without values). Floats
+    are written as float32, tf.Example's only float kind.
     """
+    if table.num_columns == 0:
+        return [b""] * table.num_rows
+    empty_lists = _empty_cells_as_lists(table.schema)
     records: list[bytes] = []
     for start in range(0, table.num_rows, _BATCH_ROWS):
-        records += _encode_rows(table.slice(start, _BATCH_ROWS).combine_chunks())
+        records += _encode_rows(table.slice(start, _BATCH_ROWS).combine_chunks(), empty_lists)
     return records
 
 
@@ -302,7 +465,7 @@ class _Block(NamedTuple):
     present: np.ndarray | None
 
 
-def _encode_rows(table: pa.Table) -> list[bytes]:
+def _encode_rows(table: pa.Table, empty_lists: bool) -> list[bytes]:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -312,11 +475,9 @@ def _encode_rows(table: pa.Table) -> list[bytes]:
     lengths = np.zeros(rows, np.int64)
     for name, column in zip(table.column_names, table.columns, strict=True):
         column = column.chunk(0) if column.num_chunks else pa.array([], column.type)
-        column_pieces, entry_lengths = _feature_entries(name, column)
+        column_pieces, entry_lengths = _feature_entries(name, column, empty_lists)
         pieces += column_pieces
         lengths += entry_lengths
-    if not pieces:
-        return [b""] * rows
     arrays = _join_blocks([_example_headers(lengths), *pieces], rows)
     # nulls as "" (Arrow 10's "skip" drops a row whose every piece is null)
     records = pc.binary_join_element_wise(
@@ -403,10 +564,12 @@ def _empty_bytes() -> pa.Scalar:
     return pa.scalar(b"", pa.large_binary())
 
 
-def _feature_entries(name: str, column: pa.Array) -> tuple[list[pa.Array | _Block], np.ndarray]:
+def _feature_entries(
+    name: str, column: pa.Array, empty_lists: bool
+) -> tuple[list[pa.Array | _Block], np.ndarray]:
     """One column's ``Features.feature`` map entries: pieces whose row-wise concatenation is each
-    row's entry (nothing where the cell is null, which a piece marks as null or empty), and each
-    row's entry length in bytes (0 where the cell is null).
+    row's entry (the value pieces are null or empty where the cell is null, and a last piece holds
+    the missing-value entry of :func:`_missing_entry` there), and each row's entry length in bytes.
 
     An entry is ``0x0a len {0x0a len key, 0x12 len Feature}``; a Feature is its list's tag (bytes 1,
     float 2, int64 3) and length, then the list: packed ``0x0a len values`` for numbers (nothing for
@@ -425,9 +588,10 @@ def _feature_entries(name: str, column: pa.Array) -> tuple[list[pa.Array | _Bloc
             f"column {name!r} has a list with a null element; tf.Example features cannot hold nulls "
             f"inside a list: drop them or fill them in"
         )
+    kind = None if t.is_null(values.type) else _value_kind(values.type)
     if column.null_count == rows:
-        return [], np.zeros(rows, np.int64)
-    kind = _value_kind(values.type)
+        missing = _missing_entry(name, kind if empty_lists else None)
+        return [_Block([missing[None, :]], None)], np.full(rows, len(missing), np.int64)
     if kind is None:
         raise DataError(
             f"column {name!r} holds {column.type} values, which have no tf.Example form; "
@@ -440,7 +604,21 @@ def _feature_entries(name: str, column: pa.Array) -> tuple[list[pa.Array | _Bloc
         pieces, lengths = _bytes_entries(name, column, present)
     else:
         pieces, lengths = _number_entries(name, kind, column, present)
-    return pieces, lengths if present is None else np.where(present, lengths, 0)
+    if present is None:
+        return pieces, lengths
+    missing = _missing_entry(name, kind if empty_lists else None)
+    return [*pieces, _Block([missing[None, :]], ~present)], np.where(present, lengths, len(missing))
+
+
+def _missing_entry(name: str, kind: bytes | None) -> np.ndarray:
+    """The map entry of a feature without values: an empty list of this kind (an empty CSV cell in
+    TFX), or without a kind (None: a null in TFX's and tfx_bsl's encoders)."""
+    import numpy as np
+
+    feature = b"" if kind is None else kind + b"\x00"
+    key = name.encode("utf-8")
+    entry = _TAG_1 + _varint_bytes(len(key)) + key + _TAG_2 + _varint_bytes(len(feature)) + feature
+    return np.frombuffer(_TAG_1 + _varint_bytes(len(entry)) + entry, np.uint8)
 
 
 def _number_entries(
@@ -839,17 +1017,21 @@ def write_columnar(path: str, table: pa.Table) -> None:
 
 def read_columnar_batch(path: str) -> pa.RecordBatch:
     """The split exactly as tfx_bsl's decoder returns its tf.Examples: one large_list column per
-    feature present in some row (sorted by name), float32 floats, null where a row lacks it."""
+    feature (sorted by name), float32 floats; where a row's feature has no kind (a null), a null,
+    and a column of type null if no row has a value; an empty list for an empty CSV cell."""
     import numpy as np
     import pyarrow as pa
 
     with pa.memory_map(path) as source:
         table = pa.ipc.open_file(source).read_all().combine_chunks()
+    empty_lists = _empty_cells_as_lists(table.schema)
     names, arrays = [], []
     for name in sorted(table.column_names):
         column = table.column(name)
         column = column.chunk(0) if column.num_chunks else pa.array([], column.type)
-        if column.null_count == len(column):
+        names.append(name)
+        if pa.types.is_null(column.type) or (column.null_count == len(column) and not empty_lists):
+            arrays.append(pa.nulls(len(column)))
             continue
         valid = column.is_valid().to_numpy(zero_copy_only=False)
         if pa.types.is_list(column.type):
@@ -859,8 +1041,8 @@ def read_columnar_batch(path: str) -> pa.RecordBatch:
             lengths, values = valid.astype(np.int64), column.drop_null()
         offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
         kind = {pa.float64(): pa.float32(), pa.binary(): pa.large_binary()}.get(values.type, values.type)
-        arrays.append(pa.LargeListArray.from_arrays(offsets, values.cast(kind), mask=pa.array(~valid)))
-        names.append(name)
+        mask = None if empty_lists else pa.array(~valid)
+        arrays.append(pa.LargeListArray.from_arrays(offsets, values.cast(kind), mask=mask))
     return pa.RecordBatch.from_arrays(arrays, names)
 
 

@@ -284,15 +284,13 @@ def _execute(
         with capture_to(log_path, ctx.log) as log_file, Heartbeat(store, execution_id):
             try:
                 cls.execute(ctx)
-            except ValidationFailure as e:
-                log_file.write(f"{e}\n")
-                verdict = e
+            except ValidationFailure as e:  # named where its outputs will be, not the staging dir
+                verdict = ValidationFailure(_with_final_uris(str(e), outputs, final_uris))
+                log_file.write(f"{verdict}\n")
             except BaseException:
                 log_file.write(traceback.format_exc())
                 raise
         executor_seconds = time.perf_counter() - exec_started
-        if verdict is not None:  # the verdict names where the outputs will be, not the staging dir
-            verdict = ValidationFailure(_with_final_uris(str(verdict), outputs, final_uris))
         for k, a in outputs.items():
             os.makedirs(os.path.dirname(final_uris[k]), exist_ok=True)
             os.rename(a.uri, final_uris[k])

@@ -51,7 +51,7 @@ def test_folder_without_csv_files(tmp_path):
         ("a,b,c\n", r"a\.csv: only a header line"),
         ("a,b,c\n1,2,3\n4,5\n6,7,8\n", r"a\.csv:3: expected 3 fields as in the header, got 2"),
         ('a,b\n"x\ny",2\n1,2,3\n', r"a\.csv:4: expected 2 fields"),  # a quoted newline counts as a line
-        ('a,b\n1,2\n"oops,3\n4,5\n', r"a\.csv:3: a quote opened in this row is never closed"),
+        ('a,b\n1,2\n"oops,3\n4,5\n', r"a\.csv:3: a quote opened on this line is never closed"),
         ("a,b,a\n1,2,3\n", r"a\.csv:1: column name 'a' appears twice"),
         ("a,,c\n1,2,3\n", r"a\.csv:1: header has an empty column name"),
         (b"a,b\n1,2\n3,caf\xe9\n", r"a\.csv:3: byte b'\\xe9' is not UTF-8"),
@@ -280,7 +280,7 @@ def test_examples_in_tfx_layout_with_2_to_1_split(clean_run):
 
 
 @pytest.mark.e2e
-def test_missing_value_is_an_absent_feature(clean_run):
+def test_empty_cell_is_a_feature_without_values_as_in_tfx(clean_run):
     (examples,) = clean_run["CsvExampleGen"]["examples"]
     # first data row: ",12.45,5,19,6,1400269500,,,,,0.0,,,Credit Card,...": no pickup_community_area
     (first,) = [
@@ -291,8 +291,13 @@ def test_missing_value_is_an_absent_feature(clean_run):
         and e.features.feature["payment_type"].bytes_list.value == [b"Credit Card"]
         and abs(e.features.feature["fare"].float_list.value[0] - 12.45) < 1e-4
     ]
-    assert "pickup_community_area" not in first.features.feature
-    assert "pickup_latitude" not in first.features.feature
+    # TFX's CsvExampleGen: an empty cell of a typed column is an empty list of the column's type
+    assert first.features.feature["pickup_community_area"].HasField("int64_list")
+    assert list(first.features.feature["pickup_community_area"].int64_list.value) == []
+    assert first.features.feature["pickup_latitude"].HasField("float_list")
+    assert list(first.features.feature["pickup_latitude"].float_list.value) == []
+    # a column empty in all 3000 rows has no type: a feature without a kind (TFX's UNKNOWN column)
+    assert first.features.feature["pickup_census_tract"].WhichOneof("kind") is None
     assert first.features.feature["trip_miles"].float_list.value == [0.0]
     assert first.features.feature["trip_seconds"].int64_list.value == [0]
 
@@ -313,8 +318,9 @@ def test_statistics_schema_and_no_anomalies_on_clean_data(clean_run):
     types = {f.name: f.type for f in schema.feature}
     assert types["fare"] == schema_pb2.FLOAT and types["trip_seconds"] == schema_pb2.INT
     assert types["company"] == schema_pb2.BYTES
-    # pickup_census_tract is empty in all 3000 rows: absent from every example, so not in the schema
-    assert len(types) == 17 and "pickup_census_tract" not in types
+    # pickup_census_tract is empty in all 3000 rows: a feature without a kind in every row, which
+    # TFDV sees as a feature without values, and types BYTES (as on TFX's Examples of these rows)
+    assert len(types) == 18 and types["pickup_census_tract"] == schema_pb2.BYTES
     (anomalies,) = clean_run["ExampleValidator"]["anomalies"]
     for split in ("train", "eval"):
         with open(os.path.join(anomalies.split_uri(split), "SchemaDiff.pb"), "rb") as f:
@@ -335,8 +341,11 @@ def test_beam_and_in_memory_statistics_agree(clean_run):
                 exact[name] = f.num_stats.common_stats.num_non_missing
                 means[name] = f.num_stats.mean
             else:
-                top = f.string_stats.top_values[0]
-                exact[name] = (f.string_stats.common_stats.num_non_missing, top.value, top.frequency)
+                top = f.string_stats.top_values[:1]
+                exact[name] = (
+                    f.string_stats.common_stats.num_non_missing,
+                    [(t.value, t.frequency) for t in top],
+                )
         return exact, means
 
     (memory,) = clean_run["StatisticsGen"]["statistics"]
@@ -346,8 +355,9 @@ def test_beam_and_in_memory_statistics_agree(clean_run):
         beam_exact, beam_means = summary(beam, split)
         assert exact == beam_exact
         assert means == pytest.approx(beam_means, rel=1e-12)
-        assert len(exact) == 18  # rows + 17 features (pickup_census_tract is all empty)
-        assert exact["company"][1] == "Taxi Affiliation Services"
+        assert len(exact) == 19  # rows + 18 features (pickup_census_tract without values)
+        assert exact["company"][1][0][0] == "Taxi Affiliation Services"
+        assert exact["pickup_census_tract"] == (0, [])
 
 
 @pytest.mark.e2e
@@ -380,3 +390,81 @@ def test_text_in_numeric_column_fails_validation_and_keeps_anomalies(clean_run, 
     (anomalies,) = artifacts(MetadataStore(pipeline.metadata), "ExampleAnomalies")
     with open(os.path.join(anomalies.uri, "Split-train", "SchemaDiff.pb"), "rb") as f:
         assert "trip_miles" in anomalies_pb2.Anomalies.FromString(f.read()).anomaly_info
+
+
+# --- what `mlpipe run` prints on bad data ----------------------------------------------------------
+
+
+def _mlpipe_run(tmp_path: Path, pipeline_code: str) -> str:
+    """Run ``mlpipe run`` on a pipeline file in a subprocess; returns its stderr (exit status 1)."""
+    import subprocess
+    import sys
+
+    pipeline_file = _write(tmp_path / "pipeline.py", pipeline_code)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    done = subprocess.run(
+        [sys.executable, "-m", "mlpipe.cli", "run", str(pipeline_file)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert done.returncode == 1, done.stderr
+    return done.stderr
+
+
+def _paths_in(text: str, root: Path) -> list[str]:
+    import re
+
+    return re.findall(rf"{re.escape(str(root))}[^\s:()]*", text)
+
+
+def test_mlpipe_run_on_malformed_csv_names_file_line_and_log_without_a_traceback(tmp_path):
+    bad = _write(tmp_path / "data" / "bad.csv", 'a,b\n1,2\n3,"oops\n4,5\n')
+    stderr = _mlpipe_run(
+        tmp_path,
+        "from mlpipe import Pipeline\n"
+        "from mlpipe.components.example_gen import CsvExampleGen\n"
+        f"pipeline = Pipeline('bad', {str(tmp_path / 'root')!r}, [CsvExampleGen(input_base={str(bad.parent)!r})])\n",
+    )
+    assert "Traceback" not in stderr and 'File "' not in stderr
+    assert f"{bad}:3: a quote opened on this line is never closed" in stderr
+    (log,) = {p for p in _paths_in(stderr, tmp_path / "root") if p.endswith("executor.log")}
+    assert f"full log of CsvExampleGen: {log}" in stderr
+    assert "Traceback" in Path(log).read_text()  # the traceback is kept, in the node's log
+
+
+@pytest.mark.e2e
+def test_mlpipe_run_on_anomalies_names_the_published_anomalies_folder(tmp_path):
+    data = _write(tmp_path / "data" / "ok.csv", "a,b\n1,x\n2,y\n3,z\n4,w\n5,v\n6,u\n")
+    schema = _write(
+        tmp_path / "schema.pbtxt",
+        'feature { name: "a" type: INT presence { min_fraction: 1.0 min_count: 1 } }\n'
+        'feature { name: "b" type: INT presence { min_fraction: 1.0 min_count: 1 } }\n',
+    )
+    root = tmp_path / "root"
+    stderr = _mlpipe_run(
+        tmp_path,
+        "from mlpipe import Pipeline\n"
+        "from mlpipe.components.example_gen import CsvExampleGen\n"
+        "from mlpipe.components.example_validator import ExampleValidator\n"
+        "from mlpipe.components.schema_gen import ImportSchemaGen\n"
+        "from mlpipe.components.statistics_gen import StatisticsGen\n"
+        f"gen = CsvExampleGen(input_base={str(data.parent)!r})\n"
+        "stats = StatisticsGen(examples=gen.outputs['examples'])\n"
+        f"schema = ImportSchemaGen(schema_file={str(schema)!r})\n"
+        "check = ExampleValidator(statistics=stats.outputs['statistics'], schema=schema.outputs['schema'])\n"
+        f"pipeline = Pipeline('anomalous', {str(root)!r}, [gen, stats, schema, check])\n",
+    )
+    assert "Traceback" not in stderr and ".staging" not in stderr
+    assert "b        Unexpected data type" in stderr  # b holds text where the schema says INT
+    paths = set(_paths_in(stderr, root))
+    anomalies = {p for p in paths if "/ExampleValidator/anomalies/" in p}
+    assert len(anomalies) == 1 and paths
+    for path in paths:  # every path printed exists after the run
+        assert os.path.exists(path), path
+    (folder,) = anomalies
+    assert os.path.isfile(os.path.join(folder, "Split-train", "SchemaDiff.pb"))
+    log = next(p for p in paths if p.endswith("executor.log"))
+    assert ".staging" not in Path(log).read_text()

@@ -147,7 +147,7 @@ def test_csv_predefined_splits_are_written_as_they_are_with_span_and_version(tmp
     assert _decoded(out, "eval")["n"] == [[4.5]]
 
 
-def test_parquet_list_columns_are_multivalued_features_and_nulls_absent(tmp_path):
+def test_parquet_list_columns_are_multivalued_features_and_nulls_missing(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -170,7 +170,7 @@ def test_parquet_list_columns_are_multivalued_features_and_nulls_absent(tmp_path
     first = by_small[(1,)]
     assert rows["tags"][first] == [b"a", b"b"] and rows["scores"][first] == [0.5, 1.5]
     assert rows["flag"][first] == [1] and rows["city"][first] == [b"x"]
-    third = by_small[None]  # small is null: absent; tags null: absent; scores []: present, empty
+    third = by_small[None]  # small, tags null: features without a kind (missing); scores []: empty
     assert rows["tags"][third] is None and rows["scores"][third] == []
 
 
@@ -209,7 +209,7 @@ def test_sql_rows_typed_like_csv_and_hash_split(tmp_path, taxi_db):
     rows = {key: train[key] + eval_[key] for key in train}
     one = rows["id"].index([1])
     assert (rows["payment"][one], rows["fare"][one], rows["miles"][one]) == ([b"Cash"], [6.0], [1.0])
-    assert rows["payment"][rows["id"].index([2])] is None  # NULL is an absent feature
+    assert rows["payment"][rows["id"].index([2])] is None  # NULL: no kind, so missing
     assert rows["miles"][rows["id"].index([3])] == [1.5]  # 1.5 among integers: FLOAT, as in CSV
 
 
@@ -234,11 +234,15 @@ def test_columnar_copy_decodes_like_the_records(tmp_path):
             "s": pa.array([b"a", None, b"", None]),
             "l": pa.array([[1.5, 2.5], [], None, None], pa.list_(pa.float64())),
             "empty": pa.array([None] * 4, pa.int64()),
+            "untyped": pa.nulls(4),
         }
     )
-    records = io.encode_examples(table)
-    assert records[3] == b""  # every cell missing: an empty tf.Example
-    path = str(tmp_path / "copy.arrow")
-    io.write_columnar(path, table)
-    decoded = ExamplesToRecordBatchDecoder().DecodeBatch(records)
-    assert io.read_columnar_batch(path).equals(decoded)
+    # nulls as Parquet/SQL write them (features without a kind), and as CSV writes empty cells
+    for nulls in (table, io.with_empty_cells_as_empty_lists(table)):
+        records = io.encode_examples(nulls)
+        path = str(tmp_path / "copy.arrow")
+        io.write_columnar(path, nulls)
+        decoded = ExamplesToRecordBatchDecoder().DecodeBatch(records)
+        assert io.read_columnar_batch(path).equals(decoded)
+        assert decoded.column(decoded.schema.names.index("untyped")).null_count == 4
+    assert decoded.column(decoded.schema.names.index("i")).to_pylist() == [[1], [], [3], []]

@@ -63,35 +63,31 @@ def _parsed(record: bytes) -> dict[str, tuple[str, list]]:
 
 
 def _tfx_bsl_encode(table: pa.Table) -> list[bytes]:
-    """The encoder encode_examples replaced: tfx_bsl's C++ coder, per group of rows with the same
-    present columns (it writes a null as an empty feature rather than an absent one)."""
+    """tfx_bsl's C++ coder (``RecordBatchToExamplesEncoder``): a null is a feature without a kind,
+    an empty list one without values. For a table of CSV cells (empty cells as empty lists) the
+    nulls of typed columns are given to it as empty lists, as TFX's CsvExampleGen writes them."""
     from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
 
+    empty_lists = (table.schema.metadata or {}).get(b"mlpipe.nulls") == b"empty_lists"
     table = table.combine_chunks()
-    columns = [c.chunk(0) if c.num_chunks else pa.array([], c.type) for c in table.columns]
-    present = np.stack([c.is_valid().to_numpy(zero_copy_only=False) for c in columns], axis=1)
-    group_of_row = np.unique(np.packbits(present, axis=1), axis=0, return_inverse=True)[1].reshape(-1)
-    records = [b""] * table.num_rows
-    for group in np.unique(group_of_row):
-        rows = np.flatnonzero(group_of_row == group)
-        wanted = [i for i in range(len(columns)) if present[rows[0], i]]
-        if not wanted:
+    arrays = []
+    for column in table.columns:
+        column = column.chunk(0) if column.num_chunks else pa.array([], column.type)
+        if pa.types.is_null(column.type):
+            arrays.append(pa.array([None] * len(column), pa.large_list(pa.int64())))
             continue
-        arrays = []
-        for i in wanted:
-            values = columns[i].take(pa.array(rows))
-            if pa.types.is_list(values.type):
-                if values.type.value_type == pa.float64():
-                    values = values.cast(pa.list_(pa.float32()))
-            else:
-                values = values.cast(pa.float32()) if values.type == pa.float64() else values
-                offsets = pa.array(np.arange(len(rows) + 1, dtype=np.int32))
-                values = pa.ListArray.from_arrays(offsets, values)
-            arrays.append(values)
-        batch = pa.RecordBatch.from_arrays(arrays, [table.column_names[i] for i in wanted])
-        for row, record in zip(rows, RecordBatchToExamplesEncoder().encode(batch), strict=True):
-            records[row] = record
-    return records
+        if not pa.types.is_list(column.type):
+            valid = column.is_valid().to_numpy(zero_copy_only=False)
+            offsets = pa.array(np.concatenate([[0], np.cumsum(valid)]).astype(np.int32))
+            mask = None if empty_lists else pa.array(~valid)
+            column = pa.ListArray.from_arrays(offsets, column.drop_null(), mask=mask)
+        elif empty_lists:
+            column = pa.ListArray.from_arrays(column.offsets, column.flatten())  # nulls: empty lists
+        if column.type.value_type == pa.float64():
+            column = column.cast(pa.list_(pa.float32()))
+        arrays.append(column)
+    batch = pa.RecordBatch.from_arrays(arrays, table.column_names)
+    return RecordBatchToExamplesEncoder().encode(batch)
 
 
 def _assert_same_examples(table: pa.Table, records: list[bytes]) -> None:
@@ -159,7 +155,7 @@ def test_every_kind_parses_like_the_tfx_bsl_encoding():
     assert io.encode_examples(as_bytes) == records  # text is written as its UTF-8 bytes
 
 
-def test_values_absent_features_and_empty_lists():
+def test_values_missing_features_and_empty_lists():
     rows = [_parsed(record) for record in io.encode_examples(_every_kind())]
     first = rows[0]
     assert first["int"] == ("int64_list", [0]) and first["text"] == ("bytes_list", [b""])
@@ -169,14 +165,23 @@ def test_values_absent_features_and_empty_lists():
     assert math.isnan(struct.unpack("<f", rows[1]["float"][1][0])[0])
     assert rows[4]["float"] == ("float_list", [struct.pack("<f", math.inf)])  # 1e300 overflows float32
     assert rows[8]["float"] == ("float_list", [struct.pack("<f", 0.0)])  # 1e-46 underflows
-    assert "int" not in rows[4] and "bytes" not in rows[1] and "all_null" not in rows[0]  # null: absent
+    # a null: a feature without a kind (what tfx_bsl and TFX's dict_to_example write for None)
+    assert rows[4]["int"] == rows[1]["bytes"] == rows[0]["all_null"] == (None, [])
     assert rows[1]["ints"] == ("int64_list", []) and rows[1]["floats"] == ("float_list", [])
     assert rows[1]["strings"] == ("bytes_list", [])  # an empty list: present, without values
-    assert "ints" not in rows[2] and "floats" not in rows[2] and "strings" not in rows[2]
+    assert rows[2]["ints"] == rows[2]["floats"] == rows[2]["strings"] == (None, [])
     assert rows[8]["text"] == ("bytes_list", [b"q" * 20000])
     halfway = [struct.pack("<f", v) for v in (0.3, 1.0, 1 + 2**-22)]  # float32 rounds to even
     assert rows[9]["floats"] == ("float_list", halfway)
-    assert rows[0]["k" * 150] == ("int64_list", [1]) and "k" * 150 not in rows[1]
+    assert rows[0]["k" * 150] == ("int64_list", [1]) and rows[1]["k" * 150] == (None, [])
+    # empty CSV cells: empty lists of the column's kind, as TFX's CsvExampleGen; no kind without a type
+    csv = io.with_empty_cells_as_empty_lists(_every_kind())
+    rows = [_parsed(record) for record in io.encode_examples(csv)]
+    assert rows[4]["int"] == ("int64_list", []) and rows[1]["bytes"] == ("bytes_list", [])
+    assert rows[5]["float"] == ("float_list", []) and rows[0]["all_null"] == ("int64_list", [])
+    assert rows[2]["ints"] == ("int64_list", [])  # a null list too
+    untyped = io.with_empty_cells_as_empty_lists(pa.table({"n": pa.nulls(2)}))
+    assert [_parsed(r) for r in io.encode_examples(untyped)] == [{"n": (None, [])}] * 2
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -218,13 +223,18 @@ def test_bytes_are_deterministic_canonical_and_in_column_order():
         assert sorted(_entries(record)) == sorted(_entries(canonical)) and len(record) == len(canonical)
 
 
-def test_rows_without_values_are_empty_examples():
+def test_rows_without_values_keep_their_features():
     table = pa.table({"a": pa.array([None, 1, None], pa.int64()), "b": pa.array([None] * 3, pa.null())})
     records = io.encode_examples(table)
-    assert records[0] == records[2] == b""  # as tfx_bsl's Example() serializes
-    assert _parsed(records[1]) == {"a": ("int64_list", [1])}
+    assert [_parsed(r) for r in records] == [
+        {"a": (None, []), "b": (None, [])},
+        {"a": ("int64_list", [1]), "b": (None, [])},
+        {"a": (None, []), "b": (None, [])},
+    ]
+    for mine, theirs in zip(records, _tfx_bsl_encode(table), strict=True):
+        assert sorted(_entries(mine)) == sorted(_entries(theirs))  # byte for byte, but the map's order
     assert io.encode_examples(table.slice(0, 0)) == []
-    assert io.encode_examples(pa.table({"a": pa.array([None, None], pa.float64())})) == [b"", b""]
+    assert io.encode_examples(pa.table({"a": pa.array([1, 2])}).drop(["a"])) == [b"", b""]
     mixed = pa.table(
         {
             "i": pa.array([1, None, 3], pa.int64()),
@@ -233,9 +243,9 @@ def test_rows_without_values_are_empty_examples():
             "l": pa.array([[1], None, []], pa.list_(pa.int64())),
         }
     )
-    records = io.encode_examples(mixed)
-    assert records[1] == b""
-    _assert_same_examples(mixed, records)
+    _assert_same_examples(mixed, io.encode_examples(mixed))
+    csv = io.with_empty_cells_as_empty_lists(mixed)
+    _assert_same_examples(csv, io.encode_examples(csv))
 
 
 def test_batches_and_chunks_do_not_change_the_records(monkeypatch):
@@ -268,7 +278,7 @@ def test_list_with_null_element_and_unknown_types_are_rejected():
 
 
 def test_taxi_csv_parses_like_the_tfx_bsl_encoding():
-    table = io.infer_column_types(io.read_csv_strings([str(TAXI_CSV)]))
+    table = io.type_csv_columns(io.read_csv_strings([str(TAXI_CSV)]))
     records = io.encode_examples(table)
     assert len(records) == table.num_rows > 10_000
     _assert_same_examples(table, records)
