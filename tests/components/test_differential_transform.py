@@ -87,6 +87,7 @@ def make_preprocessing_fn(
                 tokens_in, frequency_threshold=5, vocab_filename="tokens_frequent"
             ),
             "key_weighted": tft.compute_and_apply_vocabulary(keys, weights=w, vocab_filename="keys_weighted"),
+            "key_top2": tft.compute_and_apply_vocabulary(keys, top_k=2, vocab_filename="keys_top2"),
             "key_top2_weighted": tft.compute_and_apply_vocabulary(
                 keys, weights=w, top_k=2, vocab_filename="keys_top2_weighted"
             ),
@@ -180,7 +181,7 @@ TOKENS = [b"a", b"b", b"c", b"d", b"", "é".encode(), "日本".encode(), b" spac
 def generated_records(rows: int = 5000, seed: int = 7) -> list[bytes]:
     """Edge cases: ``x`` missing in every 7th row, ``tok`` 0-3 tokens per row from a list where
     "a", "b" and "c" tie (also at the top_k=3 cut with "d") and include "", unicode and spaces;
-    ``key`` ties by weight; ``big`` int64s near the limits with ties (not -2**63 itself: TFT
+    ``key`` four values of equal counts (top_k=2 cuts inside the tie), tied by weight in pairs; ``big`` int64s near the limits with ties (not -2**63 itself: TFT
     computes a minimum as the maximum of negated values, and -(-2**63) overflows, so on Beam
     the minimum then depends on the batches; see docs/contracts.md); ``const`` always 7;
     ``single`` in one row only; ``nan`` with NaNs; ``inf`` with +-inf."""
@@ -195,7 +196,7 @@ def generated_records(rows: int = 5000, seed: int = 7) -> list[bytes]:
                 TOKENS[(i + j) % 4] if j == 0 else TOKENS[int(rng.integers(0, len(TOKENS)))]
                 for j in range(i % 4)
             ],  # fmt: skip
-            "key": [[b"k1", b"k2", b"k3"][i % 3]],
+            "key": [[b"k1", b"k2", b"k3", b"k4"][i % 4]],
             "big": [[2**62, -(2**62), 2**63 - 1, -(2**63) + 1, 12345678901234, 0, 1][i % 7]] if i % 5 else [],
             "const": [7.0],
             "single": [42.5] if i == rows // 2 else [],
@@ -350,6 +351,7 @@ def test_every_claimed_analyzer_in_process_equals_tft_on_beam(dataset, tmp_path)
         assert got["single_mean"][0, 0] == 42.5 and got["single_var"][0, 0] == 0.0
         assert got["inf_max"][0, 0] == np.inf and got["inf_min"][0, 0] == -np.inf
         assert got["big_max"][0, 0] == 2**63 - 1 and got["big_min"][0, 0] == -(2**63) + 1
+        assert _vocabulary(tmp_path / "here", "keys_top2") == [b"k4", b"k3"]  # ties: larger token first
         tokens = _vocabulary(tmp_path / "here", "tokens")
         assert {"é".encode(), "日本".encode(), b" space "} <= set(tokens) and b"" not in tokens
     else:
