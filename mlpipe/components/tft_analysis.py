@@ -23,7 +23,8 @@ Data is streamed as in Beam's fused stage: the operations reading one phase's Sa
 are fed together, one batch of tensors at a time, in a single pass over the dataset.
 
 Operations without an implementation here (``PTransform`` analyzers, vocabularies ordered by
-mutual information or by labels, vocabulary coverage) are named by
+mutual information or by labels, vocabulary coverage) and combiners not listed in
+``_CLAIMED_COMBINERS`` (a new TFT analyzer, or one whose result depends on Beam's batching) are named by
 :attr:`InProcessAnalysis.unsupported` before anything runs; the caller then runs TFT's Beam
 pipeline. Only TF2 tracing is implemented: a ``force_tf_compat_v1`` analysis stays on Beam.
 
@@ -46,7 +47,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import tensorflow as tf
-from tensorflow_transform import analyzer_nodes, annotators, graph_tools, impl_helper, nodes, tf_utils
+from tensorflow_transform import (
+    analyzer_nodes,
+    analyzers,
+    annotators,
+    graph_tools,
+    impl_helper,
+    nodes,
+    tf_utils,
+)
 from tensorflow_transform.analyzers import _VocabOrderingType
 from tensorflow_transform.beam import analysis_graph_builder, analyzer_impls, beam_nodes
 from tensorflow_transform.beam import impl as beam_impl
@@ -248,6 +257,25 @@ def _write_transform_fn(saved_model_dir: str, asset_map: dict[str, str], output_
 _COUNTED_ORDERINGS = (_VocabOrderingType.FREQUENCY, _VocabOrderingType.WEIGHTED_FREQUENCY)
 _ORDERING_NAMES = {value: name for name, value in vars(_VocabOrderingType).items() if name.isupper()}
 
+# The analyzers this module claims, by the TFT Combiner they run (exact type: a subclass is another
+# analyzer). Each gives Beam's answer whatever the batches (sums, extremes, counts; a quantiles
+# sketch adds values one at a time), up to float rounding; tests/components/
+# test_differential_transform.py checks each against TFT on Beam. Any other combiner goes to Beam:
+# a new TFT analyzer until it is added here with its test, and the two whose result depends on how
+# the data is batched, which Beam's BatchElements sizes by timing (tfx_bsl's GetBatchElementsKwargs:
+# 1 to 1,000 rows, tuned to a 1 s target), so no fixed in-process batching can reproduce it:
+# _LMomentsCombiner (tukey_* / scale_to_gaussian: L-moments estimated within each batch, then
+# averaged; two Beam runs on the same 6,000 taxi fares differ by up to 0.18) and tft.experimental's
+# _VocabularyCombiner (approximate_vocabulary: a Misra-Gries sketch whose result depends on the
+# order values and batches reach it). docs/contracts.md lists the differences that remain.
+_CLAIMED_COMBINERS: dict[type, str] = {
+    analyzers.NumPyCombiner: "min, max, sum, size, count_per_key, histogram, experimental.idf",
+    analyzers.WeightedMeanAndVarCombiner: "mean, var, scale_to_z_score (also per key)",
+    analyzers.QuantilesCombiner: "quantiles, bucketize (also per key)",
+    analyzers.CovarianceCombiner: "covariance",
+    analyzers.PCACombiner: "pca",
+}
+
 
 @dataclass
 class _Plan:
@@ -313,6 +341,12 @@ def _unsupported(op: nodes.OperationDef) -> str | None:
         return f"{kind} ordered by {_ORDERING_NAMES.get(ordering, ordering)}"
     if isinstance(op, analyzer_nodes.VocabularyPrune) and op.key_fn is not None:
         return f"{kind} with coverage (key_fn)"
+    combiners = [wrapper.combiner for wrapper in getattr(op, "combiners", ())]
+    if getattr(op, "combiner", None) is not None:
+        combiners.append(op.combiner)
+    for combiner in combiners:
+        if type(combiner) not in _CLAIMED_COMBINERS:
+            return f"{kind} of {type(combiner).__name__}"
     return None
 
 

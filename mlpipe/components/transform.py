@@ -21,15 +21,19 @@ Taxi sample (10k rows analyzed, 15k transformed): the Transform node took 13.6 s
 Beam, 4.9 s analyzing here (medians of 3, ``bench/transform_trainer.py``); of the in-process
 analysis's ~3.5 s, 2.5 s is TFT writing its two SavedModels. The analysis goes to TFT's Beam
 pipeline, the small splits still being transformed here, when the ``preprocessing_fn`` uses an
-analyzer the in-process analysis does not implement (vocabularies ordered by mutual information
-or labels, vocabulary coverage, ``tft.experimental.ptransform_analyzer``), under
-``force_tf_compat_v1``, or when a split to analyze is larger than ``beam_threshold_rows``. With a
-larger split to transform, or a named runner, analysis and transform run in one Beam pipeline,
-each split read once for both. The first line of the log says where each step runs and why.
+analyzer the in-process analysis does not claim (``tft_analysis._CLAIMED_COMBINERS`` and its
+vocabulary steps; a new TFT analyzer goes to Beam by default): vocabularies ordered by mutual
+information or labels, vocabulary coverage, ``tft.experimental.ptransform_analyzer``, and the two
+analyzers whose result depends on how the data is batched, ``scale_to_gaussian`` / ``tukey_*``
+and ``tft.experimental.approximate_vocabulary`` (Beam sizes its batches by timing, so no fixed
+batching here could give Beam's answer); also under ``force_tf_compat_v1``, or when a split to
+analyze is larger than ``beam_threshold_rows``. With a larger split to transform, or a named
+runner, analysis and transform run in one Beam pipeline, each split read once for both. The first
+line of the log says where each step runs and why.
 
-Both ways compute the same graph, value for value, except for approximate analyzers
-(``tft.experimental.approximate_vocabulary``): their sketch depends on the order it merges
-batches in, so its top tokens can differ between the two ways, as they do between Beam runs.
+Both ways compute the same graph: the same vocabulary files and quantile boundaries, the other
+analyzer results equal up to float rounding (``tests/components/test_differential_transform.py``;
+``docs/contracts.md`` lists where mlpipe differs from TFX).
 
 One limit of Beam's in-process runner (FnApiRunner, Beam 2.72): TFT's Beam graph of a
 ``preprocessing_fn`` with three or more analysis phases (an analyzer reading the output of an

@@ -374,6 +374,20 @@ def test_operations_without_in_process_implementation_are_named_before_running(t
             "id": tft.compute_and_apply_vocabulary(cat, top_k=2, coverage_top_k=1, key_fn=lambda t: t[:1])
         }
 
+    def gaussian(inputs):  # Tukey's L-moments: estimated per batch, Beam's batches are timed
+        return {"x_g": tft.scale_to_gaussian(inputs["x"])}
+
+    def approximate(inputs):  # a Misra-Gries sketch: depends on the order batches reach it
+        return {"id": tft.experimental.compute_and_apply_approximate_vocabulary(inputs["cat"], top_k=3)}
+
+    class NewCombiner(tft.analyzers.NumPyCombiner):
+        """An analyzer TFT might add: not in the claimed list (even as a subclass of one), so Beam."""
+
+    def new_analyzer(inputs):
+        combiner = NewCombiner(np.sum, 0.0, [np.float32], [()])
+        (total,) = tft.analyzers._apply_cacheable_combiner(combiner, tf.reduce_sum(inputs["x"]))
+        return {"x_share": inputs["x"] / total}
+
     def one_phase(inputs):
         return {"x_z": tft.scale_to_z_score(inputs["x"])}
 
@@ -381,11 +395,14 @@ def test_operations_without_in_process_implementation_are_named_before_running(t
     with tft_beam.Context(temp_dir=str(tmp_path)):
         found = {
             fn.__name__: tft_analysis.InProcessAnalysis(fn, config, [DatasetKey("s")], None).unsupported
-            for fn in (by_label, with_coverage, one_phase)
+            for fn in (by_label, with_coverage, gaussian, approximate, new_analyzer, one_phase)
         }
     assert found == {
         "by_label": "VocabularyAccumulate ordered by MUTUAL_INFORMATION, VocabularyMerge ordered by MUTUAL_INFORMATION",
         "with_coverage": "VocabularyPrune with coverage (key_fn)",
+        "gaussian": "CacheableCombineAccumulate of _LMomentsCombiner, CacheableCombineMerge of _LMomentsCombiner",
+        "approximate": "CacheableCombineAccumulate of _VocabularyCombiner, CacheableCombineMerge of _VocabularyCombiner",
+        "new_analyzer": "CacheableCombineAccumulate of NewCombiner, CacheableCombineMerge of NewCombiner",
         "one_phase": None,
     }
 
