@@ -17,11 +17,14 @@ from mlpipe.io.approvals import (
     ApprovalDecision,
     ApprovalRequest,
     mailbox,
+    read_decision,
     read_request,
     write_decision,
 )
 from mlpipe.metadata.config import MetadataConfig
-from mlpipe.metadata.store import NODE_DIR, NODE_ID, PIPELINE_RUN, MetadataStore, execution_property
+from mlpipe.metadata.store import NODE_DIR, NODE_ID, PIPELINE_RUN, RUN_ID, MetadataStore, execution_property
+
+APPROVAL_TYPE = "mlpipe.components.approval.Approval"  # the execution type of Approval nodes
 
 
 @dataclass(frozen=True)
@@ -77,3 +80,22 @@ def find_request(store: MetadataStore, run_id: str, node_id: str) -> PendingAppr
         f"node '{node_id}' of run '{run_id}' has not asked for an approval "
         f"(is it an Approval node, and has it started? see 'mlpipe show {run_id}')"
     )
+
+
+def pending_approvals(store: MetadataStore) -> list[PendingApproval]:
+    """Requests that Approval nodes are waiting on now (RUNNING and undecided), oldest first."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    executions = store.db.call(store.db.mlmd.get_executions_by_type, APPROVAL_TYPE)
+    pending: dict[str, PendingApproval] = {}
+    for execution in executions:
+        if execution.last_known_state != pb.Execution.RUNNING:
+            continue
+        run_id, node_id = execution_property(execution, RUN_ID), execution_property(execution, NODE_ID)
+        try:
+            found = find_request(store, run_id, node_id)
+        except MlpipeError:  # started, but has not written its request yet
+            continue
+        if read_decision(found.mailbox) is None:
+            pending[found.mailbox] = found
+    return sorted(pending.values(), key=lambda p: p.request.created_at)

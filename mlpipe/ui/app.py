@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -17,12 +18,12 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
-from werkzeug.exceptions import BadRequest, HTTPException, NotFound, Unauthorized
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, NotFound, Unauthorized
 from werkzeug.routing import Map, Rule
 from werkzeug.utils import redirect, send_from_directory
 from werkzeug.wrappers import Request, Response
 
-from mlpipe.errors import MetadataError
+from mlpipe.errors import MetadataError, MlpipeError
 from mlpipe.ir import PipelineIR
 from mlpipe.metadata.store import MetadataStore
 from mlpipe.ui import pages
@@ -45,6 +46,8 @@ ROUTES = Map(
         Rule("/artifacts/<int:artifact_id>/lineage", endpoint="lineage"),
         Rule("/compare", endpoint="compare"),
         Rule("/models", endpoint="models"),
+        Rule("/approvals", endpoint="approvals", methods=["GET"]),
+        Rule("/approvals/decide", endpoint="decide", methods=["POST"]),
         Rule("/static/<path:filename>", endpoint="static"),
     ]
 )
@@ -74,6 +77,9 @@ class DashboardApp:
             when=_when, seconds=_seconds, state_class=_state_class, urlpart=_urlpart
         )
         self.templates.globals["store"] = store.config.describe()
+        # forms carry this secret: a page of another site can make the browser post to the
+        # dashboard but cannot read the secret from it (same-origin policy; Host is checked)
+        self.templates.globals["form_token"] = self.form_token = secrets.token_urlsafe(24)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         return self.respond(Request(environ))(environ, start_response)
@@ -91,6 +97,8 @@ class DashboardApp:
                 return redirect("/runs")
             if endpoint == "log":
                 return pages.log_response(self.context, **values)
+            if endpoint == "decide":
+                return self._decide(request)
             template, data = getattr(pages, endpoint)(self.context, request, **values)
             response = self.render(template, data)
         except (pages.NotFound, NotFound) as e:
@@ -112,6 +120,32 @@ class DashboardApp:
             "%s %s in %.1f ms", request.method, request.full_path, (time.perf_counter() - started) * 1000
         )
         return response
+
+    def _decide(self, request: Request) -> Response:
+        """An answer to a pending approval, written where the waiting Approval node reads it."""
+        from mlpipe.orchestration.approvals import approve
+
+        form = request.form
+        if not hmac.compare_digest(form.get("form_token", ""), self.form_token):
+            raise Forbidden("the form is stale or from another page: reload the approvals page")
+        user, decision = form.get("user", "").strip(), form.get("decision")
+        run_id, node = form.get("run_id", ""), form.get("node", "")
+        if not user or decision not in ("approve", "reject"):
+            raise BadRequest("give your name, and approve or reject")
+        try:
+            result = approve(
+                self.store,
+                run_id,
+                node,
+                reject=decision == "reject",
+                comment=form.get("comment", ""),
+                user=user,
+            )
+        except MlpipeError as e:
+            template, data = pages.approvals(self.context, request)
+            return self.render(template, {**data, "error": str(e)}, status=400)
+        done = f"{node} of {run_id}: {result.outcome} by {result.user}"
+        return redirect(f"/approvals?done={quote(done)}", code=303)
 
     def render(self, template: str, data: dict[str, Any], status: int = 200) -> Response:
         html = self.templates.get_template(template).render(**data)

@@ -215,6 +215,13 @@ def lineage(ctx: PageContext, request: Request, artifact_id: int) -> Page:
     return "lineage.html", data
 
 
+def approvals(ctx: PageContext, request: Request) -> Page:
+    """Requests Approval nodes wait on now; the form posts to ``/approvals/decide`` (see app)."""
+    from mlpipe.orchestration.approvals import pending_approvals
+
+    return "approvals.html", {"pending": pending_approvals(ctx.store), "done": request.args.get("done")}
+
+
 def models(ctx: PageContext, request: Request) -> Page:
     by_dir = reads.pushed_models(ctx.store)
     serving = {d: _serving_versions(ctx.serving_url, os.path.basename(d)) for d in by_dir}
