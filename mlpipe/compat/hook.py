@@ -4,9 +4,7 @@ TFX code starts with ``from tfx import v1 as tfx`` (pipelines) or
 ``from tfx.components.trainer.fn_args_utils import FnArgs`` (module files). mlpipe installs this
 hook wherever it loads user code — ``mlpipe run``/``compile`` (pipeline files), the node entry
 point of remote runners, and module files — and users opt in for their own scripts and notebooks
-with one line::
-
-    import mlpipe.compat.tfx_import  # noqa: F401   (then: from tfx import v1 as tfx)
+with one line, an import of ``mlpipe.compat.tfx_import``, before ``from tfx import v1 as tfx``.
 
 It is an import hook (a ``sys.meta_path`` finder), not a package named ``tfx`` in site-packages: if
 a real ``tfx`` is importable, :func:`install` does nothing and TFX's own code runs. Installing costs

@@ -51,9 +51,9 @@ def _bind_keras_tuner_if_imported(path: str) -> None:
     with open(path, "rb") as f:
         if b"keras_tuner" not in f.read():
             return
-    from mlpipe.components.keras2 import import_keras_tuner
+    from mlpipe.components.keras2 import bind_keras_tuner_to_tf_keras
 
-    import_keras_tuner(os.path.basename(path))
+    bind_keras_tuner_to_tf_keras()  # no-op with MLPIPE_LIBRARY_PATCHES=off: KerasTuner binds as it decides
 
 
 def _find_importable(name: str) -> importlib.machinery.ModuleSpec | None:

@@ -86,9 +86,11 @@ def test_library_versions_follow_imports_and_what_libraries_run_on():
 
     transform = mlpipe_closure("mlpipe.components.transform").imported_packages
     versions = code_digest.library_versions(transform)
+    # tf-keras: Transform loads the preprocessing module through module_loader, which binds KerasTuner
+    # to tf.keras (library_patches) for module files that import it
     assert versions == {
         dist: importlib.metadata.version(dist)
-        for dist in ("apache-beam", "pyarrow", "tensorflow", "tensorflow-transform", "tfx-bsl")
+        for dist in ("apache-beam", "pyarrow", "tensorflow", "tensorflow-transform", "tf-keras", "tfx-bsl")
     }
     assert code_digest.library_versions(mlpipe_closure("mlpipe.components.pusher").imported_packages) == {}
 
