@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import uuid
 
 import pytest
 from ml_metadata.proto import metadata_store_pb2 as pb
@@ -350,13 +351,15 @@ def test_function_path_parameters_hash_their_module(tmp_path, monkeypatch):
     class UsesFunction(Component):
         SPEC = ComponentSpec(parameters={"run_fn": ParameterSpec(FunctionPath)})
 
-    package = tmp_path / "userpkg"
+    # a fresh package name: a second run in the same process (mutmut's) must not find the first's
+    name = f"userpkg_{uuid.uuid4().hex}"
+    package = tmp_path / name
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "train.py").write_text("def run_fn(args):\n    return 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    node = NodeIR("n", "x:UsesFunction", None, {"run_fn": "userpkg.train.run_fn"}, {}, {}, ())
+    node = NodeIR("n", "x:UsesFunction", None, {"run_fn": f"{name}.train.run_fn"}, {}, {}, ())
     before = module_file_hashes(UsesFunction, node)
     (package / "train.py").write_text("def run_fn(args):\n    return 2\n")
     assert module_file_hashes(UsesFunction, node) != before
-    assert UsesFunction(run_fn="userpkg.train.run_fn").parameters["run_fn"] == "userpkg.train.run_fn"
+    assert UsesFunction(run_fn=f"{name}.train.run_fn").parameters["run_fn"] == f"{name}.train.run_fn"
