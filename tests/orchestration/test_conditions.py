@@ -140,6 +140,12 @@ def test_definition_mistakes_are_clear_errors():
         a.outputs["n"].future()[-1]
     with pytest.raises(DefinitionError, match="a property name must be a non-empty str"):
         b.outputs["examples"].future()[0].property("")
+    with pytest.raises(DefinitionError) as info:
+        (value > 0) & True  # noqa: B018
+    assert str(info.value) == "'and' combines predicates, got True"
+    with pytest.raises(DefinitionError) as info:
+        (value > 0) | 1  # noqa: B018
+    assert str(info.value) == "'or' combines predicates, got 1"
 
 
 # --- running ---------------------------------------------------------------------------------------
