@@ -41,7 +41,12 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "launcher": (
         ["mlpipe/orchestration/launcher.py"],
-        ["tests/orchestration/test_launcher.py", "tests/orchestration/test_plan.py"],
+        [
+            "tests/orchestration/test_launcher.py",
+            "tests/orchestration/test_plan.py",
+            "tests/orchestration/test_resolver.py",
+            "tests/orchestration/test_conditions.py",
+        ],
     ),
     "cache": (
         ["mlpipe/orchestration/cache.py"],
