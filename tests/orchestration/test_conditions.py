@@ -13,6 +13,7 @@ from ml_metadata.proto import metadata_store_pb2 as pb
 from mlpipe import Cond, Pipeline, component
 from mlpipe.cli import main
 from mlpipe.dsl.annotations import InputArtifact, OutputArtifact, Parameter
+from mlpipe.dsl.condition import producers_read
 from mlpipe.dsl.resolver import Resolver
 from mlpipe.errors import DefinitionError
 from mlpipe.ir import PipelineIR
@@ -146,6 +147,15 @@ def test_definition_mistakes_are_clear_errors():
     with pytest.raises(DefinitionError) as info:
         (value > 0) | 1  # noqa: B018
     assert str(info.value) == "'or' combines predicates, got 1"
+
+
+def test_producers_read_walks_and_or_not_and_both_sides_of_a_comparison():
+    a, b, c = (_count().with_id(name) for name in "abc")
+    va, vb, vc = (node.outputs["n"].future()[0].value for node in (a, b, c))
+    predicate = ~((vb > 1) & (vc == va)) | (va < 0)
+    assert producers_read([predicate.to_ir()]) == ["b", "c", "a"]  # first-read order, no repeats
+    assert producers_read([(vc > 0).to_ir(), (vb == vc).to_ir()]) == ["c", "b"]
+    assert producers_read([]) == []
 
 
 # --- running ---------------------------------------------------------------------------------------
