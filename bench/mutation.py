@@ -1,6 +1,6 @@
 """Mutation testing of the core modules with mutmut: how many deliberate bugs the fast tests miss.
 
-Usage: ``python bench/mutation.py [--target NAME ...] [--max-children N] [--keep DIR]``
+Usage: ``python bench/mutation.py [--target NAME ...] [--max-children N] [--keep DIR] [--budget S]``
 
 A target is a set of source files and the fast tests that cover them (TARGETS below). For each
 target, the working tree (tracked and untracked-but-not-ignored files, so uncommitted edits count)
@@ -14,8 +14,14 @@ Prints one JSON line per target and one for the total: mutants, killed, survived
 the names of the survivors (``mutmut show NAME`` in the kept copy prints a survivor's diff).
 
 ``--max-survival RATE`` makes the exit status 1 when the total survival rate exceeds RATE: what CI
-uses to stop a change that adds code no test can fail for. The MySQL-backed variants of the tests
-are deselected: they exercise the same code paths as the SQLite ones and need a MariaDB server.
+uses to stop a change that adds code no test can fail for. ``--budget SECONDS`` stops each target
+after SECONDS and judges the mutants checked so far (mutmut checks the ones with the fastest tests
+first): the bounded CI run. The full run (no budget) takes 5-15 min per target on 2 busy cores.
+
+mutmut switches a mutant on after the tests are imported, so code that only runs at import time
+(``@component`` applied at module level, ``Parameter[int]`` in a signature) is only killed by
+tests that build components inside the test function. The MySQL-backed variants of the tests are
+deselected: they exercise the same code paths as the SQLite ones and need a MariaDB server.
 """
 
 from __future__ import annotations
