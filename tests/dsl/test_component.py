@@ -23,7 +23,8 @@ def test_a_function_becomes_a_component_class_with_its_spec():
         """Trains."""
 
     assert train.__name__ == "train" and train.__doc__ == "Trains." and train.VERSION == "7"
-    assert train.__qualname__.endswith("train") and train.__module__ == __name__
+    assert train.__qualname__ == train.FUNCTION.__qualname__ and train.__module__ == __name__
+    assert train.__qualname__.endswith("<locals>.train")
     assert dict(train.SPEC.inputs) == {
         "examples": InputSpec(Examples),
         "base": InputSpec(Model, optional=True),
@@ -79,3 +80,13 @@ def test_after_takes_components_only():
         second.after("first")
     assert str(info.value) == "second.after() takes components, got 'first'"
     assert repr(second) == "<step id='second'>"
+
+
+def test_a_union_parameter_names_the_argument():
+    with pytest.raises(DefinitionError) as info:
+
+        @component
+        def pick(choice: Parameter[int | str] = 1):
+            pass
+
+    assert str(info.value) == "parameter 'choice': only Optional[X] unions are supported, got int | str"

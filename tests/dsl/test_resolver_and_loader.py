@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 import uuid
 
@@ -85,8 +86,9 @@ def test_resolver_definition_errors(strategy, kwargs, message):
 
 
 def test_a_resolver_is_never_executed():
-    with pytest.raises(AssertionError, match="resolved by the launcher"):
+    with pytest.raises(AssertionError) as info:
         Resolver.execute(None)
+    assert str(info.value) == "resolver nodes are resolved by the launcher, not executed"
 
 
 # --- load_pipeline -------------------------------------------------------------------------------
@@ -108,7 +110,8 @@ def _pipeline_file(tmp_path, body: str):
     return path
 
 
-def test_load_pipeline_calls_create_pipeline(tmp_path):
+def test_load_pipeline_calls_create_pipeline(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
     path = _pipeline_file(
         tmp_path,
         f"""
@@ -122,6 +125,17 @@ def test_load_pipeline_calls_create_pipeline(tmp_path):
     # imported under the file's name, its folder on sys.path: other processes can import it alike
     component_class = type(pipeline.components[0])
     assert component_class.__module__ == path.stem
+    assert sys.path[0] == str(tmp_path) and sys.modules[path.stem].create_pipeline
+    load_pipeline(path)
+    assert sys.path.count(str(tmp_path)) == 1  # loading again does not add the folder twice
+
+
+def test_load_pipeline_of_a_file_python_cannot_import(tmp_path):
+    path = tmp_path / "pipeline.txt"
+    path.write_text("x = 1\n")
+    with pytest.raises(DefinitionError) as info:
+        load_pipeline(path)
+    assert str(info.value) == f"{path} is not a Python file"
 
 
 def test_load_pipeline_takes_the_one_pipeline_object(tmp_path):

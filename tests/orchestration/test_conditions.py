@@ -139,6 +139,8 @@ def test_definition_mistakes_are_clear_errors():
         Cond(True)
     with pytest.raises(DefinitionError, match=r"the index must be an int >= 0"):
         a.outputs["n"].future()[-1]
+    with pytest.raises(DefinitionError, match=r"the index must be an int >= 0"):
+        a.outputs["n"].future()[True]
     with pytest.raises(DefinitionError, match="a property name must be a non-empty str"):
         b.outputs["examples"].future()[0].property("")
     with pytest.raises(DefinitionError) as info:
@@ -155,6 +157,7 @@ def test_producers_read_walks_and_or_not_and_both_sides_of_a_comparison():
     predicate = ~((vb > 1) & (vc == va)) | (va < 0)
     assert producers_read([predicate.to_ir()]) == ["b", "c", "a"]  # first-read order, no repeats
     assert producers_read([(vc > 0).to_ir(), (vb == vc).to_ir()]) == ["c", "b"]
+    assert producers_read([(va == vb).to_ir()]) == ["a", "b"]  # b only on the right
     assert producers_read([]) == []
 
 
