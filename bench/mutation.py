@@ -52,6 +52,7 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
             "tests/orchestration/test_plan.py",
             "tests/orchestration/test_resolver.py",
             "tests/orchestration/test_conditions.py",
+            "tests/orchestration/test_validation_failure.py",
         ],
     ),
     "cache": (

@@ -164,7 +164,9 @@ def test_producers_read_walks_and_or_not_and_both_sides_of_a_comparison():
 # --- running ---------------------------------------------------------------------------------------
 
 
-def test_a_false_condition_skips_the_node_and_what_needs_its_outputs(tmp_path, metadata_config, calls):
+def test_a_false_condition_skips_the_node_and_what_needs_its_outputs(
+    tmp_path, metadata_config, calls, caplog
+):
     def run(rows: int):
         pipeline = gated.create_pipeline(str(tmp_path / "root"), metadata_config, rows=rows)
         planned = {s.node_id: s.action for s in plan_run(pipeline)}
@@ -177,9 +179,15 @@ def test_a_false_condition_skips_the_node_and_what_needs_its_outputs(tmp_path, m
     assert _read(first.results["total"].outputs["sum_"][0]) == "10.0"  # 0+1+2+3+4
     assert _read(first.results["report"].outputs["summary"][0]) == "5 rows, selected"
 
-    _, even = run(4)  # parity is even: only the node in the inner block is skipped
-    assert even.results["total"].state == "SKIPPED"
-    assert even.results["total"].why == f"{ODD}: measure.n (artifact 5) has parity = 'even'"
+    with caplog.at_level("INFO", logger="mlpipe"):
+        _, even = run(4)  # parity is even: only the node in the inner block is skipped
+    skipped = even.results["total"]
+    assert skipped.state == "SKIPPED"
+    assert skipped.why == f"{ODD}: measure.n (artifact 5) has parity = 'even'"
+    # a skipped node has its own (CANCELED) execution, a duration, and a log line saying why
+    assert skipped.execution_id not in {r.execution_id for n, r in even.results.items() if n != "total"}
+    assert 0 <= skipped.seconds < 60
+    assert f"node total: skipped: {skipped.why}" in [r.getMessage() for r in caplog.records]
     assert sorted(calls()) == ["measure", "report", "select"]
 
     planned, low = run(1)
