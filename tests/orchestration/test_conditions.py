@@ -185,6 +185,7 @@ def test_a_false_condition_skips_the_node_and_what_needs_its_outputs(
     assert skipped.state == "SKIPPED"
     assert skipped.why == f"{ODD}: measure.n (artifact 5) has parity = 'even'"
     # a skipped node has its own (CANCELED) execution, a duration, and a log line saying why
+    assert skipped.node_id == "total" and isinstance(skipped.execution_id, int)
     assert skipped.execution_id not in {r.execution_id for n, r in even.results.items() if n != "total"}
     assert 0 <= skipped.seconds < 60
     assert f"node total: skipped: {skipped.why}" in [r.getMessage() for r in caplog.records]

@@ -69,6 +69,7 @@ def test_latest_blessed_model_becomes_the_baseline(tmp_path, caplog):
     blessing_1 = _blessing(first)
     assert (resolved.node_id, resolved.state) == ("baseline", "COMPLETE")
     assert 0 <= resolved.seconds < 60
+    assert isinstance(resolved.execution_id, int)
     assert resolved.execution_id not in {r.execution_id for n, r in better.results.items() if n != "baseline"}
     assert (
         f"node baseline: resolved model=[{model_1.id}], model_blessing=[{blessing_1.id}] "
