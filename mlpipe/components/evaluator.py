@@ -4,6 +4,12 @@ Value thresholds judge the model alone; change thresholds compare it with ``base
 latest blessed model, from a ``Resolver``). When no baseline is wired (the first run), change
 thresholds are skipped so the first model can be blessed, as in TFX. The evaluation directory is
 TFMA's own output (``tfma.load_eval_result(uri)`` works) plus ``summary.txt``, the table logged.
+
+The table puts the trivial model's value beside the candidate's where there is one: a model that
+answers the majority class for every example scores accuracy = the majority-class rate of the
+labels (from TFMA's ``MeanLabel``, added to any metrics spec with ``BinaryAccuracy``), and a
+constant score has AUC 0.5. On the taxi data a constant "no" scores accuracy 0.77, so an accuracy
+of 0.77 means nothing learned; the ``margin`` column says how far above that a model is.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from mlpipe.types.standard import Examples, Model, ModelBlessing, ModelEvaluatio
 SERVING_MODEL_DIR = "Format-Serving"
 SUMMARY_FILE = "summary.txt"
 DEFAULT_SIGNATURE = "serving_default"
+MEAN_LABEL = "mean_label"
 
 
 class Evaluator(Component):
@@ -96,9 +103,11 @@ class Evaluator(Component):
             output_path=evaluation.uri,
             beam_pipeline_args=ctx.beam_pipeline_args,
         )
-        blessed, table = _summarize(evaluation.uri, eval_config)
+        blessed, table, majority_rate = _summarize(evaluation.uri, eval_config)
         with open(os.path.join(evaluation.uri, SUMMARY_FILE), "w", encoding="utf-8") as f:
             f.write(table + "\n")
+        if majority_rate is not None:
+            evaluation.set_custom_property("majority_class_rate", majority_rate)
         ctx.log.info("evaluation of %s: %s\n%s", model.uri, "BLESSED" if blessed else "NOT BLESSED", table)
         _write_blessing(blessing, blessed, model, baseline)
 
@@ -143,6 +152,10 @@ def _eval_config(node_id: str, config: dict[str, Any], has_baseline: bool) -> An
         candidate.signature_name = DEFAULT_SIGNATURE
     del parsed.model_specs[:]
     parsed.model_specs.append(candidate)
+    for spec in parsed.metrics_specs:
+        names = {metric.class_name for metric in spec.metrics}
+        if "BinaryAccuracy" in names and "MeanLabel" not in names:
+            spec.metrics.add(class_name="MeanLabel")  # the majority-class rate, for the trivial baseline
     return tfma.utils.update_eval_config_with_defaults(
         parsed, has_baseline=has_baseline, rubber_stamp=not has_baseline
     )
@@ -316,11 +329,13 @@ def _write_blessing(blessing: Any, blessed: bool, model: Any, baseline: Any) -> 
             blessing.set_custom_property("baseline_model_id", baseline.id)
 
 
-def _summarize(output_path: str, eval_config: Any) -> tuple[bool, str]:
-    """TFMA's verdict and a table of the candidate's scalar metrics: metric, slice, value, threshold, result.
+def _summarize(output_path: str, eval_config: Any) -> tuple[bool, str, float | None]:
+    """TFMA's verdict, a table of the candidate's scalar metrics, and the overall majority-class rate.
 
-    Rows with a threshold say ``pass`` or ``FAIL``; diff rows (``metric (vs baseline)``) are the
-    change against the baseline that change thresholds judge.
+    Columns: metric, slice, value, trivial (the value of a model that learned nothing, where known:
+    see ``_trivial_value``), margin (value - trivial), threshold, result. Rows with a threshold say
+    ``pass`` or ``FAIL``; diff rows (``metric (vs baseline)``) are the change against the baseline
+    that change thresholds judge.
     """
     import tensorflow_model_analysis as tfma
     from tensorflow_model_analysis.metrics import metric_specs
@@ -335,25 +350,59 @@ def _summarize(output_path: str, eval_config: Any) -> tuple[bool, str]:
         eval_config.metrics_specs, eval_config=eval_config
     )
     rows = []
+    majority_rate = None
     for metrics in tfma.load_metrics(output_path):
         slice_key = tfma.slicer.deserialize_slice_key(metrics.slice_key)
         slice_name = tfma.slicer.stringify_slice_key(slice_key)
-        for item in metrics.metric_keys_and_values:
-            key = tfma.metrics.MetricKey.from_proto(item.key)
-            if key.model_name == tfma.BASELINE_KEY or not item.value.HasField("double_value"):
+        values = {
+            tfma.metrics.MetricKey.from_proto(item.key): item.value.double_value.value
+            for item in metrics.metric_keys_and_values
+            if item.value.HasField("double_value")
+        }
+        # per (model, output, class): the model's compiled accuracy and TFMA's share one mean label
+        mean_labels = {
+            (key.model_name, key.output_name, key.sub_key): value
+            for key, value in values.items()
+            if key.name == MEAN_LABEL and not key.is_diff
+        }
+        for key, value in values.items():
+            if key.model_name == tfma.BASELINE_KEY or (key.is_diff and key.name == MEAN_LABEL):
                 continue
+            mean_label = mean_labels.get((key.model_name, key.output_name, key.sub_key))
+            trivial = None if key.is_diff else _trivial_value(key.name, mean_label)
+            if key.name == "binary_accuracy" and not slice_key and trivial is not None:
+                majority_rate = trivial
             limits = [_threshold_text(t) for spec, t in thresholds.get(key, []) if _applies(spec, slice_key)]
             result = "FAIL" if (slice_name, key) in failed else ("pass" if limits else "")
             name = f"{key.name} (vs baseline)" if key.is_diff else key.name
-            rows.append((name, slice_name, f"{item.value.double_value.value:.4f}", "; ".join(limits), result))
+            rows.append((
+                name, slice_name, f"{value:.4f}",
+                "" if trivial is None else f"{trivial:.4f}",
+                "" if trivial is None else f"{value - trivial:+.4f}",
+                "; ".join(limits), result,
+            ))  # fmt: skip
     rows.sort(key=lambda row: (row[1] != "Overall", row[1], row[0]))
-    rows.insert(0, ("metric", "slice", "value", "threshold", "result"))
+    rows.insert(0, ("metric", "slice", "value", "trivial", "margin", "threshold", "result"))
     lines = _table(rows)
     if not validation.validation_ok and not failed:
         lines.append(
             f"not blessed: {validation.validation_details or validation.missing_slices or 'see validations'}"
         )
-    return validation.validation_ok, "\n".join(lines)
+    return validation.validation_ok, "\n".join(lines), majority_rate
+
+
+def _trivial_value(metric_name: str, mean_label: float | None) -> float | None:
+    """The metric's value for a model that learned nothing, or None when there is no such constant.
+
+    A constant score ranks nothing: AUC 0.5. Answering the majority class for every example is
+    right for the majority's share of examples: accuracy = max(mean label, 1 - mean label) for 0/1
+    labels (TFMA's ``MeanLabel`` on the same slice).
+    """
+    if metric_name == "auc":
+        return 0.5
+    if metric_name == "binary_accuracy" and mean_label is not None:
+        return max(mean_label, 1.0 - mean_label)
+    return None
 
 
 def _slice_name(slice_key_proto: Any) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from mlpipe.dsl.annotations import _Annotation
 from mlpipe.dsl.condition import Predicate, active_predicates, condition_producers
 from mlpipe.dsl.context import ExecutionContext
-from mlpipe.dsl.spec import ComponentSpec, InputSpec, parameter_spec_from_annotation
+from mlpipe.dsl.spec import REQUIRED, ComponentSpec, InputSpec, parameter_spec_from_annotation
 from mlpipe.errors import DefinitionError
 from mlpipe.types.channel import Channel
 
@@ -174,11 +174,7 @@ def component(fn: Callable[..., Any] | None = None, *, version: str = "1") -> An
             elif ann.role == "output":
                 outputs[pname] = ann.type
             else:
-                default = (
-                    param.default
-                    if has_default
-                    else parameter_spec_from_annotation(pname, ann.type, None).default
-                )
+                default = param.default if has_default else REQUIRED
                 params[pname] = parameter_spec_from_annotation(pname, ann.type, default)
         spec = ComponentSpec(inputs=inputs, outputs=outputs, parameters=params)
         namespace = {

@@ -5,6 +5,7 @@ A spec is all the definition layer needs to validate wiring and parameters befor
 
 from __future__ import annotations
 
+import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -112,7 +113,7 @@ def parameter_spec_from_annotation(name: str, annotated: Any, default: Any) -> P
     """Build a ParameterSpec from ``Parameter[int]`` / ``Parameter[Optional[dict]]`` and a default."""
     optional = False
     origin = typing.get_origin(annotated)
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or origin is types.UnionType:  # Optional[X] or X | None
         args = [a for a in typing.get_args(annotated) if a is not type(None)]
         optional = len(args) < len(typing.get_args(annotated))
         if len(args) != 1:

@@ -31,11 +31,14 @@ from mlpipe.errors import DefinitionError
 from mlpipe.metadata.config import sqlite
 from mlpipe.orchestration.local import LocalDagRunner
 from mlpipe.types import Examples, InferenceResult, InfraBlessing, Model, ModelBlessing, PushedModel, Schema
+from tests.support.oracles import majority_class_rate
 
 # TFMA converts arrays to scalars once per example and metric; NumPy warns each time.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 EVAL_ROWS = 200
+# The labels are balanced (about half positive), so a constant model scores accuracy ≈ 0.5 and AUC
+# 0.5: both bounds sit well above that, and far below the good model's (> 0.9).
 EVAL_CONFIG = {
     "model_specs": [{"label_key": "label"}],
     "slicing_specs": [{}, {"feature_keys": ["group"]}],
@@ -46,10 +49,11 @@ EVAL_CONFIG = {
                 {
                     "class_name": "BinaryAccuracy",
                     "threshold": {
-                        "value_threshold": {"lower_bound": 0.5},
+                        "value_threshold": {"lower_bound": 0.75},
                         "change_threshold": {"direction": "HIGHER_IS_BETTER", "absolute": -1e-10},
                     },
                 },
+                {"class_name": "AUC", "threshold": {"value_threshold": {"lower_bound": 0.75}}},
             ]
         }
     ],
@@ -57,6 +61,14 @@ EVAL_CONFIG = {
 
 
 # --- tiny data and models (TensorFlow imported on first use) ---------------------------------------
+
+
+def labels_of(rows: int, seed: int):
+    """The labels ``write_examples`` draws, recomputed with numpy alone (the tests' oracle)."""
+    import numpy as np
+
+    x = np.random.default_rng(seed).normal(size=(rows, 2))
+    return (x[:, 0] + x[:, 1] > 0).astype(int)
 
 
 def write_examples(examples_uri: str, split: str, rows: int, seed: int) -> None:
@@ -308,13 +320,36 @@ def evaluation_pipeline(root: Path, serving: Path, train_steps: int, eval_config
     )  # fmt: skip
 
 
+def summary_rows(evaluation_uri: str) -> dict[tuple[str, str], list[str]]:
+    """The Evaluator's ``summary.txt`` as (metric, slice) -> [value, trivial, margin, threshold..., result]."""
+    lines = Path(evaluation_uri, "summary.txt").read_text().splitlines()
+    return {tuple(line.split()[:2]): line.split()[2:] for line in lines[1:] if "(vs baseline)" not in line}
+
+
 @pytest.mark.e2e
-def test_evaluator_blesses_good_model_then_rejects_worse_one_against_it(tmp_path):
+def test_evaluator_rejects_useless_model_blesses_good_one_then_rejects_worse_one_against_it(tmp_path):
     import tensorflow_model_analysis as tfma
     from google.protobuf import json_format
 
     serving = tmp_path / "serving"
     runner = LocalDagRunner(progress=False)
+    labels = labels_of(EVAL_ROWS, seed=1)
+    majority = majority_class_rate(labels)
+
+    # zero gradient steps: the model scores every example 0.5, i.e. learned nothing
+    useless = runner.run(evaluation_pipeline(tmp_path, serving, train_steps=0))
+    blessing0 = useless.results["Evaluator"].outputs["blessing"][0]
+    evaluation0 = useless.results["Evaluator"].outputs["evaluation"][0]
+    assert blessing0.get_custom_property("blessed") == 0
+    assert os.listdir(blessing0.uri) == ["NOT_BLESSED"]
+    assert evaluation0.get_custom_property("majority_class_rate") == pytest.approx(majority)
+    rows = summary_rows(evaluation0.uri)
+    assert rows[("auc", "Overall")] == ["0.5000", "0.5000", "+0.0000", ">=", "0.75", "FAIL"]
+    accuracy, trivial, margin, *verdict = rows[("binary_accuracy", "Overall")]
+    assert float(trivial) == pytest.approx(majority, abs=1e-4) and verdict == [">=", "0.75", "FAIL"]
+    assert float(accuracy) <= majority + 1e-4 and float(margin) <= 0
+    assert useless.results["Pusher"].outputs["pushed_model"][0].get_custom_property("pushed") == 0
+    assert not serving.exists()
 
     first = runner.run(evaluation_pipeline(tmp_path, serving, train_steps=20))
     blessing1 = first.results["Evaluator"].outputs["blessing"][0]
@@ -325,9 +360,19 @@ def test_evaluator_blesses_good_model_then_rejects_worse_one_against_it(tmp_path
     result = tfma.load_eval_result(evaluation.uri)
     overall = dict(result.slicing_metrics)[()][""][""]
     assert overall["example_count"]["doubleValue"] == EVAL_ROWS
-    assert overall["binary_accuracy"]["doubleValue"] > 0.9
-    summary = Path(evaluation.uri, "summary.txt").read_text()
-    assert "binary_accuracy" in summary and "pass" in summary and "FAIL" not in summary
+    assert overall["binary_accuracy"]["doubleValue"] > majority + 0.3
+    rows = summary_rows(evaluation.uri)
+    accuracy, trivial, margin, *verdict = rows[("binary_accuracy", "Overall")]
+    assert float(accuracy) == pytest.approx(overall["binary_accuracy"]["doubleValue"], abs=1e-4)
+    assert float(trivial) == pytest.approx(majority, abs=1e-4)
+    assert float(margin) == pytest.approx(float(accuracy) - majority, abs=2e-4)
+    assert verdict == [">=", "0.75", "pass"] and rows[("auc", "Overall")][-1] == "pass"
+    # per slice, the trivial accuracy is that slice's own majority-class rate (groups alternate a, b)
+    for group, group_labels in (("a", labels[0::2]), ("b", labels[1::2])):
+        slice_majority = majority_class_rate(group_labels)
+        assert float(rows[("binary_accuracy", f"group:{group}")][1]) == pytest.approx(
+            slice_majority, abs=1e-4
+        )
     pushed1 = first.results["Pusher"].outputs["pushed_model"][0]
     assert pushed1.get_custom_property("pushed") == 1
     version = pushed1.get_custom_property("pushed_version")
@@ -341,7 +386,12 @@ def test_evaluator_blesses_good_model_then_rejects_worse_one_against_it(tmp_path
     assert os.path.exists(os.path.join(blessing2.uri, "NOT_BLESSED"))
     assert blessing2.get_custom_property("baseline_model_id") == first_model.id
     summary2 = Path(second.results["Evaluator"].outputs["evaluation"][0].uri, "summary.txt").read_text()
-    assert "binary_accuracy (vs baseline)" in summary2 and "FAIL" in summary2
+    (diff,) = [
+        line.split()
+        for line in summary2.splitlines()
+        if line.startswith("binary_accuracy (vs baseline)  Overall")
+    ]
+    assert float(diff[4]) < -0.3 and diff[-1] == "FAIL"  # worse than the baseline
     assert second.results["Pusher"].outputs["pushed_model"][0].get_custom_property("pushed") == 0
     assert os.listdir(serving) == [version]
 
@@ -412,6 +462,12 @@ def test_infra_validator_serves_model_in_a_separate_process(tmp_path, models, mo
 # --- BulkInferrer ----------------------------------------------------------------------------------
 
 
+def read_examples_of(examples_uri: str) -> list[bytes]:
+    from mlpipe.io.examples import read_examples
+
+    return read_examples(os.path.join(examples_uri, "Split-eval"))
+
+
 def read_prediction_logs(uri: str) -> list:
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
@@ -439,9 +495,16 @@ def test_bulk_inferrer_writes_one_prediction_log_per_example(tmp_path, models):
 
     logs = read_prediction_logs(ctx.outputs["inference_result"].uri)
     assert len(logs) == EVAL_ROWS
-    first = logs[0].predict_log
-    assert first.request.inputs["examples"].string_val  # the serialized example that was scored
-    assert 0.0 <= first.response.outputs["outputs"].float_val[0] <= 1.0
+    # each log pairs an example with the model's own score of it (the model called directly)
+    import tensorflow as tf
+
+    requests = [log.predict_log.request.inputs["examples"].string_val[0] for log in logs]
+    logged = [log.predict_log.response.outputs["outputs"].float_val[0] for log in logs]
+    model = tf.saved_model.load(os.path.join(models["good"], "Format-Serving"))
+    direct = model.signatures["serving_default"](examples=tf.constant(requests))["outputs"].numpy()[:, 0]
+    assert logged == pytest.approx(direct.tolist(), abs=1e-6)
+    expected = sorted(read_examples_of(models["examples"]))
+    assert sorted(requests) == expected  # every eval example scored once
 
 
 def test_bulk_inferrer_infers_nothing_with_an_unblessed_model(tmp_path):

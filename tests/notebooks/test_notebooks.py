@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import nbformat
@@ -11,6 +12,7 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 TAXI_CSV = Path(__file__).parents[2] / "examples" / "data" / "chicago_taxi.csv"
+SMALL_ROWS = 3000
 
 
 @pytest.fixture
@@ -21,7 +23,7 @@ def small_taxi_data(tmp_path: Path) -> Path:
     with open(TAXI_CSV, newline="") as src, open(data / "data.csv", "w", newline="") as dst:
         rows = csv.reader(src)
         writer = csv.writer(dst)
-        for _, row in zip(range(3001), rows, strict=False):
+        for _, row in zip(range(SMALL_ROWS + 1), rows, strict=False):
             writer.writerow(row)
     return data
 
@@ -50,4 +52,11 @@ def test_notebook_runs_without_error(path: Path, tmp_path: Path, small_taxi_data
     if path.name == "taxi_interactive.ipynb":
         assert "blessed: True | pushed version:" in outputs
         assert outputs.count('class="node"') >= 9  # the DAG of every component run
-        assert "num_rows_train" in outputs or "train" in outputs
+        # ExampleGen's split table (and Transform's, of the same rows): all 3,000 trips, about 2:1
+        splits = re.findall(r"<tr><td>(train|eval)</td><td>(\d+)</td></tr>", outputs)
+        assert [name for name, _ in splits[:2]] == ["train", "eval"]
+        train, eval_ = (int(rows) for _, rows in splits[:2])
+        assert train + eval_ == SMALL_ROWS and 0.25 < eval_ / SMALL_ROWS < 0.42, splits
+        # the Evaluator's table: the model's AUC beside the trivial model's 0.5, with its margin
+        (auc,) = re.findall(r"auc +Overall +(\d\.\d+) +0\.5000 +\+(\d\.\d+) +&gt;= 0\.65 ", outputs)
+        assert float(auc[0]) >= 0.65 and abs(float(auc[1]) - (float(auc[0]) - 0.5)) < 1e-4, auc

@@ -13,6 +13,7 @@ from ml_metadata.proto import metadata_store_pb2 as pb
 from mlpipe import Cond, Pipeline, component
 from mlpipe.cli import main
 from mlpipe.dsl.annotations import InputArtifact, OutputArtifact, Parameter
+from mlpipe.dsl.condition import producers_read
 from mlpipe.dsl.resolver import Resolver
 from mlpipe.errors import DefinitionError
 from mlpipe.ir import PipelineIR
@@ -138,14 +139,34 @@ def test_definition_mistakes_are_clear_errors():
         Cond(True)
     with pytest.raises(DefinitionError, match=r"the index must be an int >= 0"):
         a.outputs["n"].future()[-1]
+    with pytest.raises(DefinitionError, match=r"the index must be an int >= 0"):
+        a.outputs["n"].future()[True]
     with pytest.raises(DefinitionError, match="a property name must be a non-empty str"):
         b.outputs["examples"].future()[0].property("")
+    with pytest.raises(DefinitionError) as info:
+        (value > 0) & True  # noqa: B018
+    assert str(info.value) == "'and' combines predicates, got True"
+    with pytest.raises(DefinitionError) as info:
+        (value > 0) | 1  # noqa: B018
+    assert str(info.value) == "'or' combines predicates, got 1"
+
+
+def test_producers_read_walks_and_or_not_and_both_sides_of_a_comparison():
+    a, b, c = (_count().with_id(name) for name in "abc")
+    va, vb, vc = (node.outputs["n"].future()[0].value for node in (a, b, c))
+    predicate = ~((vb > 1) & (vc == va)) | (va < 0)
+    assert producers_read([predicate.to_ir()]) == ["b", "c", "a"]  # first-read order, no repeats
+    assert producers_read([(vc > 0).to_ir(), (vb == vc).to_ir()]) == ["c", "b"]
+    assert producers_read([(va == vb).to_ir()]) == ["a", "b"]  # b only on the right
+    assert producers_read([]) == []
 
 
 # --- running ---------------------------------------------------------------------------------------
 
 
-def test_a_false_condition_skips_the_node_and_what_needs_its_outputs(tmp_path, metadata_config, calls):
+def test_a_false_condition_skips_the_node_and_what_needs_its_outputs(
+    tmp_path, metadata_config, calls, caplog
+):
     def run(rows: int):
         pipeline = gated.create_pipeline(str(tmp_path / "root"), metadata_config, rows=rows)
         planned = {s.node_id: s.action for s in plan_run(pipeline)}
@@ -158,9 +179,16 @@ def test_a_false_condition_skips_the_node_and_what_needs_its_outputs(tmp_path, m
     assert _read(first.results["total"].outputs["sum_"][0]) == "10.0"  # 0+1+2+3+4
     assert _read(first.results["report"].outputs["summary"][0]) == "5 rows, selected"
 
-    _, even = run(4)  # parity is even: only the node in the inner block is skipped
-    assert even.results["total"].state == "SKIPPED"
-    assert even.results["total"].why == f"{ODD}: measure.n (artifact 5) has parity = 'even'"
+    with caplog.at_level("INFO", logger="mlpipe"):
+        _, even = run(4)  # parity is even: only the node in the inner block is skipped
+    skipped = even.results["total"]
+    assert skipped.state == "SKIPPED"
+    assert skipped.why == f"{ODD}: measure.n (artifact 5) has parity = 'even'"
+    # a skipped node has its own (CANCELED) execution, a duration, and a log line saying why
+    assert skipped.node_id == "total" and isinstance(skipped.execution_id, int)
+    assert skipped.execution_id not in {r.execution_id for n, r in even.results.items() if n != "total"}
+    assert 0 <= skipped.seconds < 60
+    assert f"node total: skipped: {skipped.why}" in [r.getMessage() for r in caplog.records]
     assert sorted(calls()) == ["measure", "report", "select"]
 
     planned, low = run(1)

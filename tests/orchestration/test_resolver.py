@@ -50,7 +50,7 @@ def _blessing(result):
     return b
 
 
-def test_latest_blessed_model_becomes_the_baseline(tmp_path):
+def test_latest_blessed_model_becomes_the_baseline(tmp_path, caplog):
     runner = LocalDagRunner(progress=False)
     first = runner.run(_pipeline(tmp_path / "root", 0.8))
     assert first.results["baseline"].outputs == {"model": [], "model_blessing": []}
@@ -62,7 +62,20 @@ def test_latest_blessed_model_becomes_the_baseline(tmp_path):
     assert not _blessing(worse).blessed
     assert os.path.exists(os.path.join(_blessing(worse).uri, "NOT_BLESSED"))
 
-    better = runner.run(_pipeline(tmp_path / "root", 0.9))
+    # the resolver's result and log name what it linked, under its own execution
+    with caplog.at_level("INFO", logger="mlpipe"):
+        better = runner.run(_pipeline(tmp_path / "root", 0.9))
+    resolved = better.results["baseline"]
+    blessing_1 = _blessing(first)
+    assert (resolved.node_id, resolved.state) == ("baseline", "COMPLETE")
+    assert 0 <= resolved.seconds < 60
+    assert isinstance(resolved.execution_id, int)
+    assert resolved.execution_id not in {r.execution_id for n, r in better.results.items() if n != "baseline"}
+    assert (
+        f"node baseline: resolved model=[{model_1.id}], model_blessing=[{blessing_1.id}] "
+        f"(execution {resolved.execution_id})"
+    ) in [r.getMessage() for r in caplog.records]
+
     assert [m.id for m in better.results["baseline"].outputs["model"]] == [
         model_1.id
     ]  # the worse one is not blessed
