@@ -57,7 +57,11 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "cache": (
         ["mlpipe/orchestration/cache.py"],
-        ["tests/orchestration/test_launcher.py", "tests/orchestration/test_plan.py"],
+        [
+            "tests/orchestration/test_launcher.py",
+            "tests/orchestration/test_plan.py",
+            "tests/orchestration/test_cache_keys.py",
+        ],
     ),
 }
 # MySQL variants exercise the same code as the SQLite ones and need MariaDB; the Beam runner test
