@@ -147,10 +147,13 @@ def test_load_pipeline_takes_the_one_pipeline_object(tmp_path):
     "body, message",
     [
         ("def create_pipeline():\n    return 3\n", "create_pipeline() returned int, not a Pipeline"),
-        ("X = 1\n", "must define create_pipeline() or exactly one Pipeline object (found 0)"),
+        (
+            "X = 1\n",
+            "must define create_pipeline() or exactly one Pipeline object, or hand one pipeline to a runner under `if __name__ == '__main__':` (found 0)",
+        ),
         (
             "A = Pipeline('a', 'r', [rows()])\nB = Pipeline('b', 'r', [rows()])\n",
-            "must define create_pipeline() or exactly one Pipeline object (found 2)",
+            "must define create_pipeline() or exactly one Pipeline object, or hand one pipeline to a runner under `if __name__ == '__main__':` (found 2)",
         ),
     ],
 )
