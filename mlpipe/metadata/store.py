@@ -276,7 +276,7 @@ class MetadataStore:
     def renew_lease(self, execution_id: int, until: float) -> bool:
         """Moves a RUNNING execution's lease end to ``until`` (epoch seconds); False once it is not RUNNING."""
         with self.db.transaction():
-            [execution] = self.db.call(self.db.mlmd.get_executions_by_id, [execution_id])
+            execution = self.execution(execution_id)
             if execution.last_known_state != self._pb.Execution.RUNNING:
                 return False
             set_value(execution.custom_properties[LEASE_UNTIL], until)

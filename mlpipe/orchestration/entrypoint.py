@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mlpipe.compat.hook import install as install_tfx_hook
 from mlpipe.errors import MlpipeError
 from mlpipe.ir import PipelineIR
 
@@ -39,7 +38,6 @@ def run_node(args: argparse.Namespace) -> int:
     from mlpipe.process_exit import freeze_heap_at_exit
 
     freeze_heap_at_exit()  # the task's process ends with the node
-    install_tfx_hook()  # a TFX pipeline file (its @component functions) imports tfx when loaded here
 
     try:
         ir = PipelineIR.load(args.ir)

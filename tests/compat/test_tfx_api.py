@@ -399,7 +399,7 @@ def test_kubeflow_v2_runner_writes_a_pipeline_spec(tmp_path, monkeypatch):
 
 
 @pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
-def test_kfp_local_tasks_import_the_tfx_file_through_the_entry_points_hook(tmp_path, monkeypatch):
+def test_kfp_local_tasks_import_the_tfx_file_through_the_component_loaders_hook(tmp_path, monkeypatch):
     """Each kfp.local task is a fresh interpreter running mlpipe's node entry point; the node's
     component class lives in the TFX file, whose ``from tfx import v1`` only the hook answers."""
     from kfp import local

@@ -5,7 +5,7 @@ Kubeflow.
 Which combinations run (all of them in CI; about 6 min of one core here, 2-3 min of the suite's
 wall time on 2 workers): the three files on the local runner (``mlpipe run``, each served); the
 @component file on Beam and on Airflow — the runs whose node code imports the pipeline file, hence
-``tfx``, again (Airflow: in each task's process, through the hook the node entry point installs);
+``tfx``, again (Airflow: in each task's process, through the hook the component loader installs);
 all three compiled for Kubeflow. Penguin and taxi on Beam/Airflow add only more of the same
 standard components (covered by tests/orchestration and tests/pipelines).
 """
