@@ -33,7 +33,7 @@ setup(
     install_requires=CORE,
     extras_require={
         "dev": ["pytest", "pytest-xdist", "pytest-timeout", "ruff", "keras-tuner", "nbclient", "selenium"],
-        "kubeflow": ["kfp>=2.7,<3"],
+        "kubeflow": ["kfp>=2.7,<3", "kfp-kubernetes>=1.5,<2"],
         # Airflow 3 conflicts with ml-metadata's pins (attrs, protobuf): install it in its own
         # virtualenv; its tasks call this environment's interpreter (see README).
         "airflow": ["apache-airflow>=3,<4"],

@@ -100,6 +100,20 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="kubeflow: environment variable for every task, e.g. MLPIPE_METADATA=mysql://...",
     )
+    comp.add_argument(
+        "--secret-env",
+        action="append",
+        default=[],
+        metavar="KEY=SECRET:FIELD",
+        help="kubeflow: environment variable from a Kubernetes Secret, e.g. MLPIPE_MYSQL_PASSWORD=mlpipe-mysql:password",
+    )
+    comp.add_argument(
+        "--volume",
+        action="append",
+        default=[],
+        metavar="PVC:PATH",
+        help="kubeflow: mount a PersistentVolumeClaim on every task, e.g. pipeline-data:/data",
+    )
     comp.add_argument("--schedule", help="airflow: cron expression or preset such as @daily (default: none)")
     comp.add_argument("--start-date", help="airflow: ISO date of the first scheduled run (UTC if no zone)")
     comp.add_argument("--catchup", action="store_true", help="airflow: backfill runs since --start-date")
@@ -232,20 +246,31 @@ def _print_log_tail(node_id: str, log_path: str | None, lines: int = 15) -> None
 def _cmd_compile(args: argparse.Namespace) -> int:
     from mlpipe.dsl.loader import load_pipeline
 
-    bad = [item for item in args.env if "=" not in item]
-    if bad:
-        raise MlpipeError(f"--env takes KEY=VALUE, got {bad[0]!r}")
-    if args.target != "kubeflow" and (args.env or args.image != "mlpipe:latest"):
-        raise MlpipeError("--image and --env apply to --target kubeflow only")
+    for flag, items, sep in (
+        ("--env", args.env, "="),
+        ("--secret-env", args.secret_env, "="),
+        ("--volume", args.volume, ":"),
+    ):
+        bad = [item for item in items if sep not in item]
+        if bad:
+            raise MlpipeError(f"{flag} takes {'KEY=VALUE' if sep == '=' else 'PVC:PATH'}, got {bad[0]!r}")
+    kubeflow_only = args.env or args.secret_env or args.volume or args.image != "mlpipe:latest"
+    if args.target != "kubeflow" and kubeflow_only:
+        raise MlpipeError("--image, --env, --secret-env and --volume apply to --target kubeflow only")
     airflow_only = args.schedule or args.start_date or args.catchup or args.python != sys.executable
     if args.target != "airflow" and airflow_only:
         raise MlpipeError("--schedule, --start-date, --catchup and --python apply to --target airflow only")
     if args.target == "kubeflow":
         from mlpipe.orchestration.kubeflow import compile_for_kubeflow
 
-        env = dict(item.split("=", 1) for item in args.env)
         path = compile_for_kubeflow(
-            args.pipeline_file, args.output, image=args.image, env=env, retries=args.retries
+            args.pipeline_file,
+            args.output,
+            image=args.image,
+            env=dict(item.split("=", 1) for item in args.env),
+            retries=args.retries,
+            secret_env=dict(item.split("=", 1) for item in args.secret_env),
+            volumes=dict(item.split(":", 1) for item in args.volume),
         )
         print(f"wrote {path}")
     elif args.target == "airflow":

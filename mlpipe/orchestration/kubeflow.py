@@ -20,9 +20,11 @@ types, and string annotations make it reject ``str`` as an unknown artifact type
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping
+from urllib.parse import urlparse
 
-from kfp import compiler, dsl
+from kfp import compiler, dsl, kubernetes
 from kfp.dsl.graph_component import GraphComponent
 from kfp.dsl.python_component import PythonComponent
 
@@ -54,8 +56,12 @@ class KubeflowDagRunner:
     """Compiles pipelines to KFP v2 YAML whose tasks run mlpipe nodes in ``image``.
 
     ``image`` must contain mlpipe, kfp and the user's code at the paths the IR records (component
-    source files, module files); the pipeline root must be a volume every task sees. ``env`` sets
-    variables on every task, e.g. ``MLPIPE_METADATA=mysql://...`` so all pods share one store.
+    source files, module files) — the repository's ``Dockerfile`` builds one. The pipeline root is
+    an object-store URI (``s3://``, ``gs://``) or a volume every task sees (``volumes``: PVC name →
+    mount path). ``env`` sets variables on every task, e.g. ``MLPIPE_METADATA=mysql://...`` so all
+    pods share one store; it is written into the spec in clear text, so secret values are refused
+    there and go in ``secret_env`` instead: environment variable → ``"SECRET_NAME:KEY"`` of a
+    Kubernetes Secret, which the spec names but never contains.
     ``retries`` is KFP's per-task retry count, for transient failures (a preempted pod, a dropped
     database connection); a retry re-executes only that node, upstream outputs are already published.
     ``ir_path_in_container`` makes tasks read the IR from that file in the image instead of from
@@ -68,12 +74,16 @@ class KubeflowDagRunner:
         ir_path_in_container: str | None = None,
         env: Mapping[str, str] | None = None,
         retries: int = 0,
+        secret_env: Mapping[str, str] | None = None,
+        volumes: Mapping[str, str] | None = None,
     ):
         if retries < 0:
             raise DefinitionError(f"retries must be >= 0, got {retries}")
         self.image = image
         self.ir_path_in_container = ir_path_in_container
-        self.env = dict(env or {})
+        self.env = check_plain_env(env or {})
+        self.secret_env = {name: secret_reference(name, ref) for name, ref in (secret_env or {}).items()}
+        self.volumes = dict(volumes or {})
         self.retries = retries
 
     def build(self, pipeline: Pipeline | PipelineIR) -> GraphComponent:
@@ -102,6 +112,10 @@ class KubeflowDagRunner:
                     task.set_retry(num_retries=self.retries)
                 for name, value in self.env.items():
                     task.set_env_variable(name, value)
+                for name, (secret, key) in self.secret_env.items():
+                    kubernetes.use_secret_as_env(task, secret_name=secret, secret_key_to_env={key: name})
+                for claim, mount_path in self.volumes.items():
+                    kubernetes.mount_pvc(task, pvc_name=claim, mount_path=mount_path)
                 for upstream in node.upstream:
                     task.after(tasks[upstream])
                 tasks[node.id] = task
@@ -122,6 +136,19 @@ class KubeflowDagRunner:
                 "mlpipe compile --target kubeflow --env (docs/kubeflow.md)",
                 ir.name,
                 ir.metadata.get("path"),
+            )
+        if ir.metadata.get("kind") == "mysql" and "MLPIPE_MYSQL_PASSWORD" not in self.secret_env:
+            log.warning(
+                "pipeline '%s' records to MySQL, and no task is given MLPIPE_MYSQL_PASSWORD: add it from a "
+                "Kubernetes Secret with secret_env / --secret-env MLPIPE_MYSQL_PASSWORD=SECRET_NAME:KEY",
+                ir.name,
+            )
+        if "://" not in ir.root and not any(ir.root.startswith(p) for p in self.volumes.values()):
+            log.warning(
+                "pipeline '%s' keeps its artifacts under the local directory %s, which pods on other hosts do "
+                "not share: use an s3:// or gs:// pipeline root, or mount a volume there (volumes / --volume)",
+                ir.name,
+                ir.root,
             )
         compiler.Compiler().compile(self.build(ir), package_path=path)
         log.info("wrote Kubeflow pipeline spec %s (image %s)", path, self.image)
@@ -150,13 +177,53 @@ def compile_for_kubeflow(
     image: str = "mlpipe:latest",
     env: Mapping[str, str] | None = None,
     retries: int = 0,
+    secret_env: Mapping[str, str] | None = None,
+    volumes: Mapping[str, str] | None = None,
 ) -> str:
-    """What ``mlpipe compile --target kubeflow FILE -o x.yaml [--image IMG] [--env K=V ...]`` calls."""
+    """What ``mlpipe compile --target kubeflow FILE -o x.yaml [--image IMG] [--env K=V ...]
+    [--secret-env K=SECRET:KEY ...] [--volume PVC:PATH ...]`` calls."""
     if not isinstance(pipeline, Pipeline):
         from mlpipe.dsl.loader import load_pipeline
 
         pipeline = load_pipeline(pipeline)
-    return KubeflowDagRunner(image=image, env=env, retries=retries).compile(pipeline, output_yaml)
+    runner = KubeflowDagRunner(image=image, env=env, retries=retries, secret_env=secret_env, volumes=volumes)
+    return runner.compile(pipeline, output_yaml)
+
+
+# Variables whose value is a credential by its name: the spec is readable by everyone who can see
+# the pipeline in KFP's UI, so these may only come from a Secret.
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|ACCESS_KEY", re.IGNORECASE)
+
+
+def check_plain_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` if none of its values is a credential, else a DefinitionError naming ``secret_env``.
+
+    A credential is a variable whose name says so (``MLPIPE_MYSQL_PASSWORD``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN`` …) or a URI with a password in it (a
+    ``mysql://user:pw@host/db`` metadata URI). ``GOOGLE_APPLICATION_CREDENTIALS`` names a file, not a
+    secret, and passes."""
+    for name, value in env.items():
+        has_password = bool(urlparse(value).password) if "://" in value else False
+        if (_SECRET_NAME.search(name) and name != "GOOGLE_APPLICATION_CREDENTIALS") or has_password:
+            raise DefinitionError(
+                f"env {name}: a credential would be written into the Kubeflow spec in clear text; pass it "
+                f"by reference to a Kubernetes Secret instead: secret_env={{'{name}': 'SECRET_NAME:KEY'}} "
+                f"(mlpipe compile --secret-env {name}=SECRET_NAME:KEY), with any password removed from URIs"
+            )
+    return dict(env)
+
+
+def secret_reference(name: str, reference: str) -> tuple[str, str]:
+    """``"SECRET_NAME:KEY"`` as (Secret name, key), checked against Kubernetes' naming rules."""
+    secret, _, key = reference.partition(":")
+    if not (
+        re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", secret) and re.fullmatch(r"[-._a-zA-Z0-9]+", key)
+    ):
+        raise DefinitionError(
+            f"secret_env {name}={reference!r}: expected SECRET_NAME:KEY, a Kubernetes Secret (lower-case "
+            f"letters, digits, '-', '.') and one of its keys, e.g. mlpipe-mysql:password"
+        )
+    return secret, key
 
 
 def _ir_parameter_value(ir: PipelineIR) -> str:
