@@ -48,12 +48,15 @@ class Contexts:
 class MetadataStore:
     """High-level, TFX-compatible recording and lookup over one MLMD database."""
 
+    # how the store is opened; the dashboard's read-only store opens it another way
+    connection_class: type[LockedStore] = LockedStore
+
     def __init__(self, config: MetadataConfig):
         from ml_metadata.proto import metadata_store_pb2
 
         self._pb = metadata_store_pb2
         self.config = config
-        self.db = LockedStore(config)
+        self.db = self.connection_class(config)
         self._type_ids: dict[tuple[str, str], int] = {}
         self._types_by_id: dict[int, Any] = {}
 

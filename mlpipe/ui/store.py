@@ -36,15 +36,11 @@ class _ReadOnlyLockedStore(LockedStore):
 class ReadOnlyStore(MetadataStore):
     """A MetadataStore for the dashboard: the queries of ``mlpipe.metadata.queries`` work on it."""
 
-    def __init__(self, config: MetadataConfig):  # noqa: D107 - MetadataStore has no hook for its db
-        from ml_metadata.proto import metadata_store_pb2
+    connection_class = _ReadOnlyLockedStore
 
-        check_store(config)
-        self._pb = metadata_store_pb2
-        self.config = config
-        self.db = _ReadOnlyLockedStore(config)
-        self._type_ids: dict[tuple[str, str], int] = {}
-        self._types_by_id: dict[int, Any] = {}
+    def __init__(self, config: MetadataConfig):
+        check_store(config)  # a sentence for a missing or foreign store, before MLMD sees it
+        super().__init__(config)
 
 
 def check_store(config: MetadataConfig) -> None:
