@@ -13,7 +13,8 @@ of 0.77 means nothing learned; the ``margin`` column says how far above that a m
 
 Several candidates (``models={"wide_deep": ..., "linear": ...}`` with ``model_selection``) are
 evaluated in the same TFMA run, each blessed on its own thresholds; the best blessed one by the
-selection metric becomes the ``model`` output (a copy), which the Pusher takes
+selection metric becomes the ``model`` output (a copy), which the Pusher takes; ``candidates.txt``
+says how each candidate did and which was chosen
 (:mod:`mlpipe.components.model_selection`).
 """
 
@@ -47,6 +48,7 @@ from mlpipe.types.standard import Examples, Model, ModelBlessing, ModelEvaluatio
 
 SERVING_MODEL_DIR = "Format-Serving"
 SUMMARY_FILE = "summary.txt"
+CANDIDATES_FILE = "candidates.txt"  # with several candidates: each one's metric and verdict, the choice
 DEFAULT_SIGNATURE = "serving_default"
 MEAN_LABEL = "mean_label"
 
@@ -111,7 +113,10 @@ class Evaluator(Component):
                 "to say which blessed candidate the Pusher gets"
             )
         rule = ModelSelection.from_dict("Evaluator", model_selection)
-        self.SPEC = _candidates_spec(names)  # this node's inputs and outputs; the class's serves model=
+        # This node's own spec (Component.__init__ validates against self.SPEC): an input per
+        # candidate and the selected ``model`` output. The launcher needs only the class's spec
+        # (which inputs are optional: the same here) and reads the wiring from the compiled IR.
+        self.SPEC = _candidates_spec(names)  # type: ignore[misc]
         channels = {CANDIDATE_INPUT_PREFIX + name: channel for name, channel in models.items()}
         super().__init__(
             eval_config=config, candidates=names, model_selection=rule.to_dict(), **channels, **kwargs
@@ -456,7 +461,9 @@ def _evaluate_candidates(ctx: ExecutionContext) -> None:
         else f"no candidate is blessed: NOT BLESSED (closest: {output.name})"
     )
     with open(os.path.join(evaluation.uri, SUMMARY_FILE), "w", encoding="utf-8") as f:
-        f.write(f"{table}\n\n{choice}\n{verdict}\n")
+        f.write(table + "\n")
+    with open(os.path.join(evaluation.uri, CANDIDATES_FILE), "w", encoding="utf-8") as f:
+        f.write(f"{choice}\n{verdict}\n")
     if majority_rate is not None:
         evaluation.set_custom_property("majority_class_rate", majority_rate)
     for artifact in (evaluation, blessing):

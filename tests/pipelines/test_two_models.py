@@ -110,9 +110,12 @@ def test_the_candidate_with_the_better_auc_is_pushed_and_swapping_them_swaps_the
                 oracle[kind], abs=0.01
             )
             assert blessing.get_custom_property(f"candidate_{kind}_blessed") == 1
-        summary = (Path(evaluator.outputs["evaluation"][0].uri) / "summary.txt").read_text()
-        assert f"selected: {better} (auc " in summary
-        assert all(f"\n{kind} " in summary for kind in steps)  # the candidates table, one row each
+        evaluation = Path(evaluator.outputs["evaluation"][0].uri)
+        candidates = (evaluation / "candidates.txt").read_text()
+        assert f"selected: {better} (auc " in candidates
+        assert all(f"\n{kind} " in candidates for kind in steps)  # the candidates table, one row each
+        summary = (evaluation / "summary.txt").read_text().splitlines()
+        assert summary[0].split()[:2] == ["model", "metric"]  # the metrics table names each row's model
 
         pushed = result.results["Pusher"].outputs["pushed_model"][0]
         assert pushed.get_custom_property("pushed") == 1
