@@ -127,6 +127,32 @@ def build_keras_model(
     return model
 
 
+def build_linear_model(categorical_sizes: dict[str, int], learning_rate: float = 1e-2) -> tf.keras.Model:
+    """A logistic regression on the same features: the floats and a one-hot of every categorical.
+
+    The second candidate of ``pipelines/taxi_two_models.py``: cheaper to train and serve than the
+    wide-and-deep model, and the Evaluator decides whether it is good enough to be the one pushed.
+    """
+    layers = tf.keras.layers
+    inputs = {key: layers.Input(shape=(1,), name=key, dtype=tf.float32) for key in DENSE_FLOAT_FEATURES}
+    inputs.update({key: layers.Input(shape=(1,), name=key, dtype=tf.int64) for key in categorical_sizes})
+    one_hots = [
+        layers.CategoryEncoding(num_tokens=size, output_mode="one_hot", name=f"{key}_one_hot")(inputs[key])
+        for key, size in categorical_sizes.items()
+    ]
+    features = layers.concatenate(
+        [inputs[key] for key in DENSE_FLOAT_FEATURES] + one_hots, name="linear_inputs"
+    )
+    output = layers.Dense(1, activation="sigmoid", name="big_tipper_probability")(features)
+    model = tf.keras.Model(inputs=inputs, outputs=output)
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate),
+        loss="binary_crossentropy",
+        metrics=[tf.keras.metrics.BinaryAccuracy()],
+    )
+    return model
+
+
 def _input_fn(
     file_pattern: list[str],
     data_accessor: Any,
@@ -177,11 +203,23 @@ def _model_settings(fn_args: Any) -> dict[str, Any]:
     return settings
 
 
+def _build_model(fn_args: Any, tf_transform_output: tft.TFTransformOutput) -> tf.keras.Model:
+    """``custom_config["model"]``: ``"wide_deep"`` (the default) or ``"linear"``."""
+    kind = dict(fn_args.custom_config or {}).get("model", "wide_deep")
+    sizes = _categorical_sizes(tf_transform_output)
+    if kind == "wide_deep":
+        return build_keras_model(sizes, **_model_settings(fn_args))
+    if kind == "linear":
+        return build_linear_model(sizes, float(dict(fn_args.custom_config).get("learning_rate", 1e-2)))
+    raise ValueError(f'custom_config["model"] must be "wide_deep" or "linear", got {kind!r}')
+
+
 def run_fn(fn_args: Any) -> None:
     """Train on transformed examples and save a serving model that accepts raw tf.Examples.
 
     Weights and shuffling are seeded (``custom_config["seed"]``, default 0) so that the same data
-    and steps train the same model: a blessing should not depend on luck.
+    and steps train the same model: a blessing should not depend on luck. ``custom_config["model"]``
+    picks the architecture (``wide_deep`` or ``linear``).
     """
     config = dict(fn_args.custom_config or {})
     epochs = max(1, int(config.get("epochs", 1)))
@@ -191,7 +229,7 @@ def run_fn(fn_args: Any) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train = _input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output, batch_size, seed)
     evaluation = _input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, batch_size, seed)
-    model = build_keras_model(_categorical_sizes(tf_transform_output), **_model_settings(fn_args))
+    model = _build_model(fn_args, tf_transform_output)
     if fn_args.base_model:
         _warm_start(model, fn_args.base_model)
     model.fit(

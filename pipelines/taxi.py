@@ -19,6 +19,7 @@ from mlpipe.components.example_validator import ExampleValidator
 from mlpipe.components.pusher import Pusher
 from mlpipe.components.schema_gen import ImportSchemaGen
 from mlpipe.components.statistics_gen import StatisticsGen
+from mlpipe.components.tflite import TFLiteConverter
 from mlpipe.components.trainer import Trainer
 from mlpipe.components.transform import Transform
 from mlpipe.metadata.config import MetadataConfig
@@ -84,12 +85,18 @@ def create_pipeline(
     metadata: MetadataConfig | None = None,
     name: str = "taxi",
     warm_start: bool = False,
+    tflite_dir: str | None = None,
+    tflite_quantization: str = "none",
 ) -> Pipeline:
     """Defaults: runs under ``$MLPIPE_TAXI_ROOT`` (or ./runs/taxi), serving dir beside it.
 
     ``warm_start``: the Trainer starts from the latest blessed model (its ``base_model`` input, the
     same resolver that gives the Evaluator its baseline). Off by default: a warm-started Trainer's
     input changes whenever a model is blessed, so a rerun on unchanged data trains again.
+
+    ``tflite_dir``: also convert the model to TFLite (``tflite_quantization``: ``none``,
+    ``dynamic_range`` or ``float16``), check it against the SavedModel on the eval split, and push
+    ``tflite_dir/<version>/model.tflite`` when both the Evaluator and that check bless it.
     """
     base = os.environ.get("MLPIPE_TAXI_ROOT", os.path.join(os.getcwd(), "runs", "taxi"))
     pipeline_root = pipeline_root or os.path.join(base, "root")
@@ -131,4 +138,18 @@ def create_pipeline(
     components = [
         example_gen, statistics_gen, schema_gen, example_validator, transform, trainer, baseline, evaluator, pusher,
     ]  # fmt: skip
+    if tflite_dir:
+        converter = TFLiteConverter(
+            model=trainer.outputs["model"],
+            examples=example_gen.outputs["examples"],
+            model_blessing=evaluator.outputs["blessing"],
+            quantization=tflite_quantization,
+            label_key=EVAL_CONFIG["model_specs"][0]["label_key"],
+        )
+        tflite_pusher = Pusher(
+            model=converter.outputs["tflite_model"],
+            model_blessing=converter.outputs["blessing"],
+            push_destination={"filesystem": {"base_directory": tflite_dir}},
+        ).with_id("tflite_pusher")
+        components += [converter, tflite_pusher]
     return Pipeline(name, pipeline_root, components, metadata=metadata)

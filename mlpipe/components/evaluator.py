@@ -10,26 +10,45 @@ answers the majority class for every example scores accuracy = the majority-clas
 labels (from TFMA's ``MeanLabel``, added to any metrics spec with ``BinaryAccuracy``), and a
 constant score has AUC 0.5. On the taxi data a constant "no" scores accuracy 0.77, so an accuracy
 of 0.77 means nothing learned; the ``margin`` column says how far above that a model is.
+
+Several candidates (``models={"wide_deep": ..., "linear": ...}`` with ``model_selection``) are
+evaluated in the same TFMA run, each blessed on its own thresholds; the best blessed one by the
+selection metric becomes the ``model`` output (a copy), which the Pusher takes; ``candidates.txt``
+says how each candidate did and which was chosen
+(:mod:`mlpipe.components.model_selection`).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mlpipe.components.model_selection import (
+    CANDIDATE_INPUT_PREFIX,
+    CandidateResult,
+    ModelSelection,
+    best_unblessed,
+    candidates_table,
+    check_candidate_names,
+    record_candidates,
+    select,
+)
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
 from mlpipe.errors import DataError, DefinitionError
 from mlpipe.types.artifact import Artifact
+from mlpipe.types.channel import Channel
 from mlpipe.types.standard import Examples, Model, ModelBlessing, ModelEvaluation, Schema
 
 SERVING_MODEL_DIR = "Format-Serving"
 SUMMARY_FILE = "summary.txt"
+CANDIDATES_FILE = "candidates.txt"  # with several candidates: each one's metric and verdict, the choice
 DEFAULT_SIGNATURE = "serving_default"
 MEAN_LABEL = "mean_label"
 
@@ -40,6 +59,12 @@ class Evaluator(Component):
     Outputs ``evaluation`` (ModelEvaluation) and ``blessing`` (ModelBlessing: ``BLESSED`` or
     ``NOT_BLESSED`` and custom property ``blessed``). A model that misses a threshold is a verdict,
     not an error: the node succeeds and the blessing says no, so a Pusher downstream skips it.
+
+    ``models={"name": channel, ...}`` (two or more) instead of ``model``, with
+    ``model_selection={"metric": "auc", "higher_is_better": True}``: one TFMA run evaluates every
+    candidate on the same examples and slices; the extra output ``model`` is a copy of the best
+    blessed candidate, and ``blessing`` is its blessing (NOT_BLESSED when no candidate is blessed).
+    The evaluation and the blessing record every candidate's name, model id, metric and verdict.
     """
 
     SPEC = ComponentSpec(
@@ -56,20 +81,65 @@ class Evaluator(Component):
         },
     )
 
-    def __init__(self, *, eval_config: Any, **kwargs: Any):
-        super().__init__(eval_config=eval_config_to_dict(eval_config), **kwargs)
+    def __init__(
+        self,
+        *,
+        eval_config: Any,
+        models: Mapping[str, Channel] | None = None,
+        model_selection: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ):
+        config = eval_config_to_dict(eval_config)
+        if models is None:
+            if model_selection is not None:
+                raise DefinitionError(
+                    "Evaluator: model_selection chooses among candidates; pass them as "
+                    "models={'name': trainer.outputs['model'], ...} instead of model="
+                )
+            super().__init__(eval_config=config, **kwargs)
+            return
+        if "model" in kwargs:
+            raise DefinitionError(
+                "Evaluator: pass model= (one model) or models= (candidates by name), not both"
+            )
+        if not isinstance(models, Mapping):
+            raise DefinitionError(
+                f"Evaluator: models must be a dict of name -> trainer.outputs['model'], got {type(models).__name__}"
+            )
+        names = check_candidate_names("Evaluator", list(models))
+        if model_selection is None:
+            raise DefinitionError(
+                "Evaluator: models= needs model_selection={'metric': 'auc', 'higher_is_better': True} "
+                "to say which blessed candidate the Pusher gets"
+            )
+        rule = ModelSelection.from_dict("Evaluator", model_selection)
+        # This node's own spec (Component.__init__ validates against self.SPEC): an input per
+        # candidate and the selected ``model`` output. The launcher needs only the class's spec
+        # (which inputs are optional: the same here) and reads the wiring from the compiled IR.
+        self.SPEC = _candidates_spec(names)  # type: ignore[misc]
+        channels = {CANDIDATE_INPUT_PREFIX + name: channel for name, channel in models.items()}
+        super().__init__(
+            eval_config=config, candidates=names, model_selection=rule.to_dict(), **channels, **kwargs
+        )
 
     @classmethod
     def inputs_for_cache(cls, inputs: Mapping[str, list[Artifact]]) -> Mapping[str, list[Artifact]]:
-        """A baseline that is the candidate itself keys the cache as no baseline: both bless on the
-        value thresholds alone, so re-running a pipeline whose model was just blessed (and is now
-        the latest blessed model) stays fully cached instead of re-evaluating the same model."""
-        if _is_candidate(inputs.get("baseline_model"), inputs.get("model")):
+        """A baseline that is a candidate itself (or the copy an earlier selection made of one) keys
+        the cache as no baseline: every candidate is then judged on the value thresholds alone,
+        so re-running a pipeline whose model was just blessed (and is now the latest blessed
+        model) stays fully cached instead of re-evaluating the same model. With several
+        candidates this keeps the same selection: the winner passes a change threshold against
+        itself, and the candidates that would fail one against it were already behind it."""
+        candidates = [a for key, found in inputs.items() if _is_model_input(key) for a in found]
+        if _is_candidate(inputs.get("baseline_model"), candidates):
             return {**inputs, "baseline_model": []}
         return inputs
 
     @staticmethod
     def execute(ctx: ExecutionContext) -> None:
+        if ctx.parameters.get("candidates"):
+            _evaluate_candidates(ctx)
+            return
         model = ctx.input("model")
         baseline = ctx.input("baseline_model")
         examples = ctx.input("examples")
@@ -93,7 +163,7 @@ class Evaluator(Component):
         )
         _run_tfma(
             eval_config,
-            model_dir=_serving_dir(model.uri),
+            model_dirs={_model_name(eval_config): _serving_dir(model.uri)},
             baseline_dir=_serving_dir(baseline.uri) if baseline else None,
             patterns=[
                 os.path.join(examples.split_uri(s), "*.gz")
@@ -128,6 +198,23 @@ def eval_config_to_dict(eval_config: Any) -> dict[str, Any]:
     )
 
 
+def _parse_eval_config(node_id: str, config: dict[str, Any]) -> Any:
+    import tensorflow_model_analysis as tfma
+    from google.protobuf import json_format
+
+    try:
+        return json_format.ParseDict(config, tfma.EvalConfig())
+    except json_format.ParseError as error:
+        raise DefinitionError(f"{node_id}: eval_config is not a valid tfma.EvalConfig: {error}") from None
+
+
+def _add_mean_label(parsed: Any) -> None:
+    for spec in parsed.metrics_specs:
+        names = {metric.class_name for metric in spec.metrics}
+        if "BinaryAccuracy" in names and "MeanLabel" not in names:
+            spec.metrics.add(class_name="MeanLabel")  # the majority-class rate, for the trivial baseline
+
+
 def _eval_config(node_id: str, config: dict[str, Any], has_baseline: bool) -> Any:
     """Parse the stored dict and name the models as TFMA expects for one candidate (+ baseline).
 
@@ -135,12 +222,8 @@ def _eval_config(node_id: str, config: dict[str, Any], has_baseline: bool) -> An
     baseline, TFMA's rubber-stamp mode drops change thresholds instead of failing.
     """
     import tensorflow_model_analysis as tfma
-    from google.protobuf import json_format
 
-    try:
-        parsed = json_format.ParseDict(config, tfma.EvalConfig())
-    except json_format.ParseError as error:
-        raise DefinitionError(f"{node_id}: eval_config is not a valid tfma.EvalConfig: {error}") from None
+    parsed = _parse_eval_config(node_id, config)
     specs = [spec for spec in parsed.model_specs if not spec.is_baseline]
     if len(specs) > 1:
         raise DefinitionError(
@@ -152,10 +235,7 @@ def _eval_config(node_id: str, config: dict[str, Any], has_baseline: bool) -> An
         candidate.signature_name = DEFAULT_SIGNATURE
     del parsed.model_specs[:]
     parsed.model_specs.append(candidate)
-    for spec in parsed.metrics_specs:
-        names = {metric.class_name for metric in spec.metrics}
-        if "BinaryAccuracy" in names and "MeanLabel" not in names:
-            spec.metrics.add(class_name="MeanLabel")  # the majority-class rate, for the trivial baseline
+    _add_mean_label(parsed)
     return tfma.utils.update_eval_config_with_defaults(
         parsed, has_baseline=has_baseline, rubber_stamp=not has_baseline
     )
@@ -194,7 +274,7 @@ def _serving_dir(model_uri: str) -> str:
 def _run_tfma(
     eval_config: Any,
     *,
-    model_dir: str,
+    model_dirs: Mapping[str, str],
     baseline_dir: str | None,
     patterns: list[str],
     schema_uri: str | None,
@@ -218,7 +298,7 @@ def _run_tfma(
     skip_autograph_for_graph_safe_libraries()
 
     run_token = uuid.uuid4().hex
-    named_dirs = [(_model_name(eval_config), model_dir)]
+    named_dirs = list(model_dirs.items())
     if baseline_dir is not None:
         named_dirs.append((tfma.BASELINE_KEY, baseline_dir))
     models = []
@@ -297,11 +377,192 @@ def _release_models(run_token: str) -> None:
             del _LOADED_MODELS[key]
 
 
-def _is_candidate(baseline: list[Artifact] | None, model: list[Artifact] | None) -> bool:
-    """Whether the resolved baseline is the very model artifact being evaluated."""
-    if not (baseline and model):
+def _is_candidate(baseline: list[Artifact] | None, models: list[Artifact] | None) -> bool:
+    """Whether the resolved baseline is one of the very model artifacts being evaluated, or the
+    copy of one that an earlier selection among candidates made (its ``selected_model_id``)."""
+    if not (baseline and models):
         return False
-    return baseline[0].id is not None and baseline[0].id == model[0].id
+    ids = {model.id for model in models if model.id is not None}
+    return baseline[0].id in ids or baseline[0].get_custom_property("selected_model_id") in ids
+
+
+def _is_model_input(key: str) -> bool:
+    return key == "model" or key.startswith(CANDIDATE_INPUT_PREFIX)
+
+
+def _candidates_spec(names: list[str]) -> ComponentSpec:
+    """An Evaluator node's spec with candidates: ``candidate_<name>`` inputs and a ``model`` output."""
+    spec = Evaluator.SPEC
+    inputs = {key: value for key, value in spec.inputs.items() if key != "model"}
+    inputs.update({CANDIDATE_INPUT_PREFIX + name: InputSpec(Model) for name in names})
+    return ComponentSpec(
+        inputs=inputs,
+        outputs={**spec.outputs, "model": Model},
+        parameters={
+            **spec.parameters,
+            "candidates": ParameterSpec(list),
+            "model_selection": ParameterSpec(dict),
+        },
+    )
+
+
+def _evaluate_candidates(ctx: ExecutionContext) -> None:
+    """One TFMA run over every candidate (and the baseline), a verdict per candidate, the selection."""
+    names = list(ctx.parameters["candidates"])
+    rule = ModelSelection.from_dict(ctx.node_id, ctx.parameters["model_selection"])
+    models: dict[str, Artifact] = {}
+    for name in names:
+        model = ctx.input(CANDIDATE_INPUT_PREFIX + name)
+        assert model is not None  # a required input
+        models[name] = model
+    baseline = ctx.input("baseline_model")
+    examples = ctx.input("examples")
+    assert examples is not None
+    if baseline is not None and _is_candidate([baseline], list(models.values())):
+        ctx.log.info("the baseline is one of the candidates: judging them on value thresholds only")
+        baseline = None
+    schema = ctx.input("schema")
+    evaluation, blessing, selected = ctx.outputs["evaluation"], ctx.outputs["blessing"], ctx.outputs["model"]
+    splits = list(ctx.parameters["example_splits"])
+    eval_config = _candidates_eval_config(
+        ctx.node_id, ctx.parameters["eval_config"], names, has_baseline=baseline is not None
+    )
+    ctx.log.info(
+        "evaluating candidates %s on splits %s%s",
+        ", ".join(f"{name}={model.uri}" for name, model in models.items()),
+        splits,
+        f" against baseline {baseline.uri}" if baseline else "",
+    )
+    _run_tfma(
+        eval_config,
+        model_dirs={name: _serving_dir(model.uri) for name, model in models.items()},
+        baseline_dir=_serving_dir(baseline.uri) if baseline else None,
+        patterns=[
+            os.path.join(examples.split_uri(s), "*.gz") for s in _check_splits(ctx.node_id, examples, splits)
+        ],
+        schema_uri=schema.uri if schema else None,
+        output_path=evaluation.uri,
+        beam_pipeline_args=ctx.beam_pipeline_args,
+    )
+    _, table, majority_rate = _summarize(evaluation.uri, eval_config)
+    results = _candidate_results(ctx.node_id, evaluation.uri, models, rule)
+    chosen = select(results, rule)
+    output = chosen or best_unblessed(results, rule)
+    source = models[output.name]
+    shutil.copytree(source.uri, selected.uri, dirs_exist_ok=True)
+    selected.set_custom_property("selected_candidate", output.name)
+    selected.set_custom_property("selected_model_uri", source.uri)
+    if source.id is not None:
+        selected.set_custom_property("selected_model_id", source.id)
+    choice = candidates_table(results, rule, chosen.name if chosen else None)
+    verdict = (
+        f"selected: {chosen.name} ({rule.metric} {chosen.value:.4f}, the best blessed candidate)"
+        if chosen
+        else f"no candidate is blessed: NOT BLESSED (closest: {output.name})"
+    )
+    with open(os.path.join(evaluation.uri, SUMMARY_FILE), "w", encoding="utf-8") as f:
+        f.write(table + "\n")
+    with open(os.path.join(evaluation.uri, CANDIDATES_FILE), "w", encoding="utf-8") as f:
+        f.write(f"{choice}\n{verdict}\n")
+    if majority_rate is not None:
+        evaluation.set_custom_property("majority_class_rate", majority_rate)
+    for artifact in (evaluation, blessing):
+        record_candidates(artifact, results, rule, chosen.name if chosen else None)
+    ctx.log.info("evaluation of candidates %s:\n%s\n\n%s\n%s", names, table, choice, verdict)
+    _write_blessing(blessing, chosen is not None, selected, baseline)
+    blessing.set_custom_property("current_model", source.uri)  # what was evaluated; the id is the copy's
+
+
+def _candidates_eval_config(
+    node_id: str, config: dict[str, Any], names: list[str], has_baseline: bool
+) -> Any:
+    """The EvalConfig with one named model spec per candidate (+ the baseline).
+
+    The user's config has either one unnamed candidate spec, used for every candidate (they share
+    the Transform, so the same signature and label apply), or one spec named after each candidate.
+    """
+    import tensorflow_model_analysis as tfma
+
+    parsed = _parse_eval_config(node_id, config)
+    specs = [spec for spec in parsed.model_specs if not spec.is_baseline]
+    named = {spec.name: spec for spec in specs if spec.name}
+    if named and set(named) != set(names):
+        raise DefinitionError(
+            f"{node_id}: eval_config model_specs are named {sorted(named)}, the candidates {names}; "
+            "name one spec per candidate, or give one unnamed spec for all"
+        )
+    if not named and len(specs) > 1:
+        raise DefinitionError(
+            f"{node_id}: eval_config has {len(specs)} unnamed model_specs; give one for all"
+        )
+    template = specs[0] if specs else tfma.ModelSpec()
+    del parsed.model_specs[:]
+    for name in [*names, tfma.BASELINE_KEY] if has_baseline else names:
+        spec = parsed.model_specs.add()
+        spec.CopyFrom(named.get(name, template))
+        spec.name = name
+        spec.is_baseline = name == tfma.BASELINE_KEY
+        if not spec.signature_name:
+            spec.signature_name = DEFAULT_SIGNATURE
+    _add_mean_label(parsed)
+    return tfma.utils.update_eval_config_with_defaults(
+        parsed, has_baseline=has_baseline, rubber_stamp=not has_baseline
+    )
+
+
+def _candidate_results(
+    node_id: str, output_path: str, models: Mapping[str, Artifact], rule: ModelSelection
+) -> list[CandidateResult]:
+    """Each candidate's verdict (no failed threshold under its model name) and its value of the
+    selection metric on the overall slice, from the evaluation TFMA wrote."""
+    import tensorflow_model_analysis as tfma
+
+    validation = tfma.load_validation_result(output_path)
+    failures: dict[str, list[str]] = {}
+    for per_slice in validation.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            key = tfma.metrics.MetricKey.from_proto(failure.metric_key)
+            name = f"{key.name} (vs baseline)" if key.is_diff else key.name
+            failures.setdefault(key.model_name, []).append(f"{name} on {_slice_name(per_slice.slice_key)}")
+    # a verdict that names no model fails every candidate
+    general = ""
+    if not validation.validation_ok and not failures:
+        general = "TFMA blessed nothing: " + (
+            "eval_config has no thresholds"
+            if validation.missing_thresholds
+            else f"slices without examples: {list(validation.missing_slices)}"
+            if validation.missing_slices
+            else "see its validation result"
+        )
+    overall: dict[str, float] = {}
+    available: set[str] = set()
+    for metrics in tfma.load_metrics(output_path):
+        if tfma.slicer.deserialize_slice_key(metrics.slice_key):
+            continue
+        for item in metrics.metric_keys_and_values:
+            key = tfma.metrics.MetricKey.from_proto(item.key)
+            if key.is_diff or key.model_name not in models or not item.value.HasField("double_value"):
+                continue
+            available.add(key.name)
+            if key.name == rule.metric and not key.output_name and key.sub_key is None:
+                overall[key.model_name] = item.value.double_value.value
+    missing = [name for name in models if name not in overall]
+    if missing:
+        raise DataError(
+            f"{node_id}: model_selection metric '{rule.metric}' is not in the evaluation of {missing}; "
+            f"metrics on the overall slice: {sorted(available)} (add it to eval_config's metrics_specs)"
+        )
+    return [
+        CandidateResult(
+            name=name,
+            model_id=model.id,
+            model_uri=model.uri,
+            blessed=not general and name not in failures,
+            value=overall[name],
+            failures="; ".join(failures.get(name, [])) or general,
+        )
+        for name, model in models.items()
+    ]
 
 
 def _model_name(eval_config: Any) -> str:
@@ -335,7 +596,7 @@ def _summarize(output_path: str, eval_config: Any) -> tuple[bool, str, float | N
     Columns: metric, slice, value, trivial (the value of a model that learned nothing, where known:
     see ``_trivial_value``), margin (value - trivial), threshold, result. Rows with a threshold say
     ``pass`` or ``FAIL``; diff rows (``metric (vs baseline)``) are the change against the baseline
-    that change thresholds judge.
+    that change thresholds judge. With several candidates a first column names the model.
     """
     import tensorflow_model_analysis as tfma
     from tensorflow_model_analysis.metrics import metric_specs
@@ -349,6 +610,7 @@ def _summarize(output_path: str, eval_config: Any) -> tuple[bool, str, float | N
     thresholds = metric_specs.metric_thresholds_from_metrics_specs(
         eval_config.metrics_specs, eval_config=eval_config
     )
+    several = sum(not spec.is_baseline for spec in eval_config.model_specs) > 1
     rows = []
     majority_rate = None
     for metrics in tfma.load_metrics(output_path):
@@ -370,19 +632,21 @@ def _summarize(output_path: str, eval_config: Any) -> tuple[bool, str, float | N
                 continue
             mean_label = mean_labels.get((key.model_name, key.output_name, key.sub_key))
             trivial = None if key.is_diff else _trivial_value(key.name, mean_label)
-            if key.name == "binary_accuracy" and not slice_key and trivial is not None:
+            if key.name == "binary_accuracy" and not slice_key and trivial is not None and not several:
                 majority_rate = trivial
             limits = [_threshold_text(t) for spec, t in thresholds.get(key, []) if _applies(spec, slice_key)]
             result = "FAIL" if (slice_name, key) in failed else ("pass" if limits else "")
             name = f"{key.name} (vs baseline)" if key.is_diff else key.name
             rows.append((
-                name, slice_name, f"{value:.4f}",
+                *((key.model_name,) if several else ()), name, slice_name, f"{value:.4f}",
                 "" if trivial is None else f"{trivial:.4f}",
                 "" if trivial is None else f"{value - trivial:+.4f}",
                 "; ".join(limits), result,
             ))  # fmt: skip
-    rows.sort(key=lambda row: (row[1] != "Overall", row[1], row[0]))
-    rows.insert(0, ("metric", "slice", "value", "trivial", "margin", "threshold", "result"))
+    first = 1 if several else 0  # the metric's column
+    rows.sort(key=lambda row: (row[first + 1] != "Overall", row[first + 1], row[:first], row[first]))
+    header = ("metric", "slice", "value", "trivial", "margin", "threshold", "result")
+    rows.insert(0, ("model", *header) if several else header)
     lines = _table(rows)
     if not validation.validation_ok and not failed:
         lines.append(

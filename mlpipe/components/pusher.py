@@ -5,6 +5,8 @@ SavedModel at ``DIR/<version>/`` (the version is the time in seconds, above ever
 A serving process may load a version the moment its directory appears, so the copy goes into a
 hidden sibling first and is renamed into place (``mlpipe.serving.layout.publish_version``): a
 killed push leaves at most a hidden ``.tmp-*`` directory, which the next push removes.
+
+A TFLiteConverter's model is pushed the same way as ``DIR/<version>/model.tflite``.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class Pusher(Component):
 
     @staticmethod
     def execute(ctx: ExecutionContext) -> None:
-        from mlpipe.serving.layout import list_versions, publish_version
+        from mlpipe.serving.layout import list_versions
 
         model = ctx.input("model")
         model_blessing, infra_blessing = ctx.input("model_blessing"), ctx.input("infra_blessing")
@@ -70,7 +72,7 @@ class Pusher(Component):
         base = base_directory(ctx.node_id, ctx.parameters["push_destination"])
         remove_stale_staging(base, ctx.log)
         version = max(int(time.time()), max(list_versions(base), default=0) + 1)
-        version = publish_version(os.path.join(model.uri, SERVING_MODEL_DIR), base, version)
+        version = _publish(model.uri, base, version)
         destination = os.path.join(base, str(version))
         pushed.set_custom_property("pushed", 1)
         pushed.set_custom_property("pushed_destination", destination)
@@ -87,6 +89,18 @@ def base_directory(node_id: str, push_destination: dict[str, Any]) -> str:
             f"got {push_destination!r}"
         )
     return local_path(directory, f"{node_id}: push_destination base_directory")
+
+
+def _publish(model_uri: str, base: str, version: int) -> int:
+    """The model's SavedModel as version ``version`` of ``base``, or its ``.tflite`` file when it is
+    a TFLiteConverter's output (``<version>/model.tflite``)."""
+    from mlpipe.components.tflite import publish_tflite_version, tflite_file
+    from mlpipe.serving.layout import publish_version
+
+    lite = tflite_file(model_uri)
+    if lite is not None:
+        return publish_tflite_version(lite, base, version)
+    return publish_version(os.path.join(model_uri, SERVING_MODEL_DIR), base, version)
 
 
 def _reason_not_to_push(
