@@ -5,6 +5,12 @@ SavedModel at ``DIR/<version>/`` (the version is the time in seconds, above ever
 A serving process may load a version the moment its directory appears, so the copy goes into a
 hidden sibling first and is renamed into place (``mlpipe.serving.layout.publish_version``): a
 killed push leaves at most a hidden ``.tmp-*`` directory, which the next push removes.
+
+``version_label="canary"`` (or ``"stable"``) pushes the version under that label: the label goes into
+``version_labels`` of the model's entry in ``models.config`` beside the model directory (the model's
+name is the directory's name), and the model is served with exactly its labelled versions, so the
+canary runs beside stable. ``mlpipe promote`` / ``mlpipe rollback`` finish the rollout
+(:mod:`mlpipe.serving.rollout`, ``docs/lifecycle.md``).
 """
 
 from __future__ import annotations
@@ -44,15 +50,24 @@ class Pusher(Component):
             "infra_blessing": InputSpec(InfraBlessing, optional=True),
         },
         outputs={"pushed_model": PushedModel},
-        parameters={"push_destination": ParameterSpec(dict)},
+        parameters={
+            "push_destination": ParameterSpec(dict),
+            "version_label": ParameterSpec(str, default=""),
+        },
     )
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         base_directory(self.id, self.parameters["push_destination"])
+        label = self.parameters["version_label"]
+        if label and not re.fullmatch(r"[a-zA-Z0-9_]+", label):
+            raise DefinitionError(
+                f"{self.id}: version_label {label!r} must match [a-zA-Z0-9_]+ (TF Serving's labels), e.g. 'canary'"
+            )
 
     @staticmethod
     def execute(ctx: ExecutionContext) -> None:
+        from mlpipe.serving import rollout
         from mlpipe.serving.layout import list_versions, publish_version
 
         model = ctx.input("model")
@@ -68,6 +83,9 @@ class Pusher(Component):
             pushed.set_custom_property("pushed", 0)
             return
         base = base_directory(ctx.node_id, ctx.parameters["push_destination"])
+        label = ctx.parameters.get("version_label", "")  # absent when a test builds the context by hand
+        if label:
+            rollout.check_label_free(rollout.config_path_for(base), os.path.basename(base), label)
         remove_stale_staging(base, ctx.log)
         version = max(int(time.time()), max(list_versions(base), default=0) + 1)
         version = publish_version(os.path.join(model.uri, SERVING_MODEL_DIR), base, version)
@@ -76,6 +94,12 @@ class Pusher(Component):
         pushed.set_custom_property("pushed_destination", destination)
         pushed.set_custom_property("pushed_version", str(version))
         ctx.log.info("pushed %s to %s", model.uri, destination)
+        if label:
+            config = rollout.config_path_for(base)
+            rollout.push_label(config, os.path.basename(base), base, version, label)
+            pushed.set_custom_property("version_label", label)
+            pushed.set_custom_property("model_config_file", config)
+            ctx.log.info("labelled version %d %r in %s", version, label, config)
 
 
 def base_directory(node_id: str, push_destination: dict[str, Any]) -> str:

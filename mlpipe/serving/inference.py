@@ -26,6 +26,7 @@ import numpy as np
 
 from mlpipe.serving.batching import Batcher, batch_rows
 from mlpipe.serving.model_manager import ModelManager
+from mlpipe.serving.request_log import RequestLogger
 from mlpipe.serving.servable import (
     CLASSIFY_METHOD,
     PREDICT_METHOD,
@@ -55,9 +56,12 @@ MODEL_THREADS = 32
 class InferenceRunner:
     """Runs requests against the manager's loaded versions, through the batcher when one is given."""
 
-    def __init__(self, manager: ModelManager, batcher: Batcher | None = None):
+    def __init__(
+        self, manager: ModelManager, batcher: Batcher | None = None, request_log: RequestLogger | None = None
+    ):
         self.manager = manager
         self.batcher = batcher
+        self.request_log = request_log
         self._model_threads = ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="mlpipe-model")
 
     def close(self) -> None:
@@ -81,7 +85,9 @@ class InferenceRunner:
         _check_inputs(signature, inputs)
         outputs = await self._run(servable, signature, inputs)
         if output_filter:
-            return {name: outputs[name] for name in output_filter}
+            outputs = {name: outputs[name] for name in output_filter}
+        if self.request_log is not None:
+            self.request_log.log("predict", servable.name, servable.version, signature.name, inputs, outputs)
         return outputs
 
     async def classify(
@@ -118,6 +124,10 @@ class InferenceRunner:
                     for k in range(width)
                 ]
             )
+        if self.request_log is not None:
+            self.request_log.log(
+                "classify", servable.name, servable.version, signature.name, examples, results
+            )
         return results
 
     async def regress(self, servable: Servable, signature: Signature, examples: list[bytes]) -> list[float]:
@@ -135,7 +145,12 @@ class InferenceRunner:
             raise invalid_argument(
                 f"Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got {list(values.shape)}"
             )
-        return [float(v) for v in values.reshape(count)]
+        results = [float(v) for v in values.reshape(count)]
+        if self.request_log is not None:
+            self.request_log.log(
+                "regress", servable.name, servable.version, signature.name, examples, results
+            )
+        return results
 
     async def _run_examples(
         self, servable: Servable, signature: Signature, examples: list[bytes], method: str, api: str
