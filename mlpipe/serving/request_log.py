@@ -104,7 +104,8 @@ class RequestLogger:
                 if entry is not _STOP:
                     touched.add(self._write(entry))
             for log_file in touched:
-                log_file.handle.flush()
+                if not log_file.handle.closed:  # a file completed mid-batch is flushed already
+                    log_file.handle.flush()
             self._complete_old_files()
             if stop:
                 for log_file in list(self._files.values()):
