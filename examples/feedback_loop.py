@@ -213,7 +213,8 @@ def run(workdir: str, train_rows: int = 1500, traffic_rows: int = 300) -> dict[s
     ) as server:
         answers = {}
         for label in ("stable", "canary"):
-            body = json.dumps({"examples": [{name: traffic[0][name] for name in COLUMNS}]})
+            example = {**{name: traffic[0][name] for name in COLUMNS}, "request_id": f"check-{label}"}
+            body = json.dumps({"examples": [example]})
             host, port = server.rest_address.rsplit(":", 1)
             connection = http.client.HTTPConnection(host, int(port), timeout=30)
             connection.request("POST", f"/v1/models/{MODEL}/labels/{label}:regress", body)
