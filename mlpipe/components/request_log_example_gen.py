@@ -15,7 +15,8 @@ take any span.
 - A logged request without a label yet is left out (counted in ``num_unlabeled``): a later span
   picks it up when its label arrives. A label without a logged request is counted
   (``num_labels_without_request``; sampling logs only some requests). A request logged twice (a
-  client retry) counts once, the first. Requests without an id are counted and left out.
+  client retry) counts once, the first. Requests without an id, and requests that hold no
+  tf.Examples (plain tensors), are counted and left out.
 - Splits are a hash of the request id (``output_config``, default train:eval = 2:1), so a request
   lands in the same split on every run.
 
@@ -74,10 +75,13 @@ class RequestLogExampleGen(BaseExampleGen):
             )
         labels = read_labels(params["labels"], id_feature, label_feature)
         joined: dict[bytes, bytes] = {}
-        counts = {"logged": 0, "without_id": 0, "duplicates": 0, "unlabeled": 0}
+        counts = {"logged": 0, "without_id": 0, "duplicates": 0, "unlabeled": 0, "not_examples": 0}
         for path in files:
             for record in read_tfrecords([path]):
-                for example in logged_examples(record, path):
+                examples = logged_examples(record, path)
+                if not examples:
+                    counts["not_examples"] += 1
+                for example in examples:
                     counts["logged"] += 1
                     ids = example.features.feature[id_feature].bytes_list.value
                     if len(ids) != 1:
@@ -112,6 +116,7 @@ class RequestLogExampleGen(BaseExampleGen):
         out.set_custom_property("num_unlabeled", counts["unlabeled"])
         out.set_custom_property("num_without_request_id", counts["without_id"])
         out.set_custom_property("num_duplicate_requests", counts["duplicates"])
+        out.set_custom_property("num_requests_without_examples", counts["not_examples"])
         out.set_custom_property("num_labels_without_request", len(set(labels) - set(joined)))
         ctx.log.info(
             "span %d: %d labelled examples from %d logged requests in %d files (%d without a label yet, "

@@ -18,6 +18,7 @@ while it computes), or on the batcher's threads when batching is on.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlpipe.serving.batching import Batcher, batch_rows
+from mlpipe.serving.metrics import ServingMetrics
 from mlpipe.serving.model_manager import ModelManager
 from mlpipe.serving.request_log import RequestLogger
 from mlpipe.serving.servable import (
@@ -57,11 +59,16 @@ class InferenceRunner:
     """Runs requests against the manager's loaded versions, through the batcher when one is given."""
 
     def __init__(
-        self, manager: ModelManager, batcher: Batcher | None = None, request_log: RequestLogger | None = None
+        self,
+        manager: ModelManager,
+        batcher: Batcher | None = None,
+        request_log: RequestLogger | None = None,
+        metrics: ServingMetrics | None = None,
     ):
         self.manager = manager
         self.batcher = batcher
         self.request_log = request_log
+        self.metrics = metrics
         self._model_threads = ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="mlpipe-model")
 
     def close(self) -> None:
@@ -182,6 +189,14 @@ class InferenceRunner:
         return await self._run(servable, signature, inputs)
 
     async def _run(self, servable: Servable, signature: Signature, inputs: Tensors) -> Tensors:
+        if self.metrics is None:
+            return await self._call_model(servable, signature, inputs)
+        started = time.perf_counter()
+        outputs = await self._call_model(servable, signature, inputs)
+        self.metrics.record_version(servable.name, servable.version, time.perf_counter() - started)
+        return outputs
+
+    async def _call_model(self, servable: Servable, signature: Signature, inputs: Tensors) -> Tensors:
         if self.batcher is None or batch_rows(inputs) is None:  # inputs without a batch dimension run alone
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._model_threads, servable.run, signature, inputs)

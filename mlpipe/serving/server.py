@@ -120,7 +120,7 @@ class ModelServer:
             metrics = ServingMetrics()
             self._batcher = Batcher(self.batching, metrics.record_batch) if self.batching else None
             self._request_log = RequestLogger(self.models, *self._request_log_limits)
-            runner = self._runner = InferenceRunner(manager, self._batcher, self._request_log)
+            runner = self._runner = InferenceRunner(manager, self._batcher, self._request_log, metrics)
             self._loop = LoopThread("mlpipe-serving")
             self._grpc, grpc_port = self._loop.run(
                 start_grpc_server(runner, metrics, self.host, self._requested.grpc, self.max_request_bytes)

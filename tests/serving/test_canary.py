@@ -8,7 +8,9 @@ answer by label is checked against the SavedModel it must come from, loaded dire
 
 from __future__ import annotations
 
+import collections
 import os
+import re
 import time
 
 import numpy as np
@@ -57,6 +59,14 @@ def predict(address: str, label: str) -> tuple[int, object]:
     return http_call(address, "POST", f"/v1/models/linear/labels/{label}:predict", {"instances": X})
 
 
+def version_counts(address: str) -> dict[int, int]:
+    """``:mlpipe:serving:version_request_count`` per version of ``linear``, from the metrics page."""
+    code, text = http_call(address, "GET", "/monitoring/prometheus/metrics")
+    assert code == 200
+    pattern = r':mlpipe:serving:version_request_count\{model_name="linear",version="(\d+)"\} (\d+)'
+    return collections.defaultdict(int, {int(v): int(n) for v, n in re.findall(pattern, text.decode())})
+
+
 def wait_until(condition, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -100,6 +110,14 @@ def test_canary_push_routes_by_label_promote_flips_and_rollback_drops(tmp_path, 
         wait_until(lambda: predict(address, "canary")[0] == 200)
         assert np.allclose(predict(address, "canary")[1]["predictions"], new_out)
         assert np.allclose(predict(address, "stable")[1]["predictions"], old_out)  # stable still served
+        # Live comparison: requests and model time per version, in the Prometheus metrics.
+        before = version_counts(address)
+        for _ in range(5):
+            predict(address, "canary")
+        for _ in range(3):
+            predict(address, "stable")
+        after = version_counts(address)
+        assert after[canary] - before[canary] == 5 and after[stable] - before[stable] == 3
         code, meta = http_call(address, "GET", "/v1/models/linear/labels/canary/metadata")
         assert code == 200 and meta["model_spec"]["version"] == str(canary)
 
