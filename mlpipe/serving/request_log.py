@@ -103,6 +103,7 @@ class RequestLogger:
             for entry in batch:
                 if entry is not _STOP:
                     touched.add(self._write(entry))
+                    time.sleep(0)  # hand the GIL to a waiting request between records, not after the batch
             for log_file in touched:
                 if not log_file.handle.closed:  # a file completed mid-batch is flushed already
                     log_file.handle.flush()
