@@ -10,7 +10,9 @@ killed push leaves at most a hidden ``.tmp-*`` directory, which the next push re
 ``version_labels`` of the model's entry in ``models.config`` beside the model directory (the model's
 name is the directory's name), and the model is served with exactly its labelled versions, so the
 canary runs beside stable. ``mlpipe promote`` / ``mlpipe rollback`` finish the rollout
-(:mod:`mlpipe.serving.rollout`, ``docs/lifecycle.md``).
+(:mod:`mlpipe.serving.rollout`, ``docs/lifecycle.md``); so does ``promote=True``, which publishes
+nothing but moves ``stable`` to the live canary when the canary is this model (e.g. after an
+Approval of it).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Pusher(Component):
         parameters={
             "push_destination": ParameterSpec(dict),
             "version_label": ParameterSpec(str, default=""),
+            "promote": ParameterSpec(bool, default=False),
         },
     )
 
@@ -60,6 +63,10 @@ class Pusher(Component):
         super().__init__(**kwargs)
         base_directory(self.id, self.parameters["push_destination"])
         label = self.parameters["version_label"]
+        if label and self.parameters["promote"]:
+            raise DefinitionError(
+                f"{self.id}: promote=True moves 'stable' to the live canary and publishes nothing; drop version_label"
+            )
         if label and not re.fullmatch(r"[a-zA-Z0-9_]+", label):
             raise DefinitionError(
                 f"{self.id}: version_label {label!r} must match [a-zA-Z0-9_]+ (TF Serving's labels), e.g. 'canary'"
@@ -83,6 +90,9 @@ class Pusher(Component):
             pushed.set_custom_property("pushed", 0)
             return
         base = base_directory(ctx.node_id, ctx.parameters["push_destination"])
+        if ctx.parameters.get("promote", False):
+            _promote(ctx, model, base, pushed)
+            return
         label = ctx.parameters.get("version_label", "")  # absent when a test builds the context by hand
         if label:
             rollout.check_label_free(rollout.config_path_for(base), os.path.basename(base), label)
@@ -100,6 +110,25 @@ class Pusher(Component):
             pushed.set_custom_property("version_label", label)
             pushed.set_custom_property("model_config_file", config)
             ctx.log.info("labelled version %d %r in %s", version, label, config)
+
+
+def _promote(ctx: ExecutionContext, model: Artifact, base: str, pushed: Artifact) -> None:
+    from mlpipe.serving import rollout
+
+    config = rollout.config_path_for(base)
+    version = rollout.promote_model(
+        config, os.path.basename(base), os.path.join(model.uri, SERVING_MODEL_DIR)
+    )
+    if version is None:
+        ctx.log.info("not promoting %s: the live canary in %s is another model", model.uri, config)
+        pushed.set_custom_property("pushed", 0)
+        return
+    pushed.set_custom_property("pushed", 1)
+    pushed.set_custom_property("pushed_destination", os.path.join(base, str(version)))
+    pushed.set_custom_property("pushed_version", str(version))
+    pushed.set_custom_property("version_label", rollout.STABLE)
+    pushed.set_custom_property("model_config_file", config)
+    ctx.log.info("promoted the canary, version %d (%s), to stable in %s", version, model.uri, config)
 
 
 def base_directory(node_id: str, push_destination: dict[str, Any]) -> str:

@@ -16,6 +16,8 @@ version that is not loaded yet:
 - ``promote``: ``stable`` moves to the canary's version, which is loaded (it served the canary); the
   ``canary`` label and the old stable version go.
 - ``rollback``: the ``canary`` label and its version go; stable is untouched.
+- ``promote_model``: ``promote`` in a pipeline (``Pusher(promote=True)``), only if the live canary
+  is the pipeline's model, compared file by file, so a rerun that trained a new model promotes nothing.
 
 Changes hold an exclusive lock on ``models.config.lock`` and write atomically, so a Pusher and a
 person promoting at the same time do not lose each other's edit.
@@ -83,6 +85,26 @@ def promote(
         return previous, version
 
 
+def promote_model(
+    config_path: str, model_name: str, saved_model_dir: str, from_label: str = CANARY, to_label: str = STABLE
+) -> int | None:
+    """Promote ``from_label``'s version if it holds the SavedModel ``saved_model_dir`` (same files, same
+    bytes); returns the promoted version, or None when the live ``from_label`` is another model."""
+    from mlpipe.serving.layout import version_dirs
+
+    with _locked(config_path):
+        models = _read(config_path)
+        entry = _labelled_entry(models, model_name, from_label, config_path)
+        version = entry.version_labels[from_label]
+        live = version_dirs(entry.base_path).get(version)
+        if live is None or _tree_digest(live) != _tree_digest(saved_model_dir):
+            return None
+        labels = dict(entry.version_labels)
+        labels[to_label] = labels.pop(from_label)
+        _replace(models, config_path, entry, labels)
+        return version
+
+
 def rollback(config_path: str, model_name: str, label: str = CANARY) -> int:
     """Drop ``label`` and stop serving its version (unless another label holds it); returns the version."""
     with _locked(config_path):
@@ -131,6 +153,22 @@ def _labelled_entry(models: list[ServedModel], model_name: str, label: str, conf
             f"{dict(entry.version_labels) or 'none'}); push a version with version_label={label!r} first"
         )
     return entry
+
+
+def _tree_digest(root: str) -> str:
+    """A digest of every file's relative path and bytes under ``root``: a version is its SavedModel's files."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for directory, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(directory, name)
+            digest.update(os.path.relpath(path, root).encode() + b"\0")
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
 
 
 def _entry(models: list[ServedModel], model_name: str) -> ServedModel | None:

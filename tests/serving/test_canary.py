@@ -32,8 +32,9 @@ def exported_model(source: Parameter[str], model: OutputArtifact[Model]):
     shutil.copytree(source, os.path.join(model.uri, "Format-Serving"))
 
 
-def push(root: str, serving_dir: str, source: str, label: str) -> int:
-    """Run a two-node pipeline (model -> Pusher with ``version_label``); returns the pushed version."""
+def push(root: str, serving_dir: str, source: str, label: str, promote: bool = False) -> int:
+    """Run a two-node pipeline (model -> Pusher with ``version_label`` or ``promote``); returns the
+    highest version in the serving directory."""
     from mlpipe.components.pusher import Pusher
     from mlpipe.orchestration.local import LocalDagRunner
 
@@ -42,6 +43,7 @@ def push(root: str, serving_dir: str, source: str, label: str) -> int:
         model=model.outputs["model"],
         push_destination={"filesystem": {"base_directory": os.path.join(serving_dir, "linear")}},
         version_label=label,
+        promote=promote,
     )
     LocalDagRunner(progress=False).run(Pipeline("canary", root, [model, pusher]))
     versions = [int(name) for name in os.listdir(os.path.join(serving_dir, "linear")) if name.isdigit()]
@@ -215,3 +217,24 @@ def test_labels_follow_tf_serving_rules_for_unloaded_versions(tmp_path, saved_mo
             )
             assert code == 200 and np.allclose(body["predictions"], direct(saved_models["linear_v2"]))
             assert reload({"stable": 2}, (1, 2)) is None  # version 2 is loaded now: the label may move
+
+
+def test_pusher_promote_option_promotes_only_the_canary_it_holds(tmp_path, saved_models):
+    """``Pusher(promote=True)`` in a pipeline: a model that is not the live canary promotes nothing; the
+    canary's own model (the same SavedModel, file for file) moves stable to it."""
+    from mlpipe.serving.config import read_model_config
+
+    serving = str(tmp_path / "serving")
+    config = os.path.join(serving, "models.config")
+    stable = push(str(tmp_path / "a"), serving, saved_models["linear_v1"], "stable")
+    canary = push(str(tmp_path / "b"), serving, saved_models["linear_v2"], "canary")
+
+    push(str(tmp_path / "c"), serving, saved_models["linear_v1"], "", promote=True)  # not the canary's model
+    (entry,) = read_model_config(config)
+    assert dict(entry.version_labels) == {"stable": stable, "canary": canary}
+
+    push(str(tmp_path / "b"), serving, saved_models["linear_v2"], "", promote=True)  # the canary's pipeline
+    (entry,) = read_model_config(config)
+    assert dict(entry.version_labels) == {"stable": canary} and entry.version_policy.versions == (canary,)
+    versions = sorted(int(n) for n in os.listdir(os.path.join(serving, "linear")) if n.isdigit())
+    assert versions == [stable, canary]  # promoting published nothing
