@@ -217,6 +217,13 @@ def test_labels_follow_tf_serving_rules_for_unloaded_versions(tmp_path, saved_mo
             )
             assert code == 200 and np.allclose(body["predictions"], direct(saved_models["linear_v2"]))
             assert reload({"stable": 2}, (1, 2)) is None  # version 2 is loaded now: the label may move
+            assert reload({"stable": 2, "next": 7}, (2,)) is None  # a new label on a version never loaded
+            code, body = http_call(
+                server.rest_address, "POST", "/v1/models/linear/labels/next:predict", {"instances": X}
+            )
+            assert code == 404 and body["error"].startswith(
+                "Servable not found for request: Specific(linear, 7)"
+            )
 
 
 def test_pusher_promote_option_promotes_only_the_canary_it_holds(tmp_path, saved_models):
