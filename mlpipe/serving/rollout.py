@@ -46,7 +46,7 @@ def config_path_for(model_base_path: str) -> str:
 
 def check_label_free(config_path: str, model_name: str, label: str) -> None:
     """Raise ``ServingError`` if ``label`` of ``model_name`` already points at a version."""
-    with _locked(config_path):
+    with _locked(config_path, create=True):
         _check_free(_read(config_path), model_name, label, config_path)
 
 
@@ -54,7 +54,7 @@ def push_label(
     config_path: str, model_name: str, model_base_path: str, version: int, label: str
 ) -> ServedModel:
     """Label a newly published ``version`` and serve it beside the other labelled versions."""
-    with _locked(config_path):
+    with _locked(config_path, create=True):
         models = _read(config_path)
         _check_free(models, model_name, label, config_path)
         entry = _entry(models, model_name)
@@ -180,8 +180,15 @@ def _read(config_path: str) -> list[ServedModel]:
 
 
 @contextmanager
-def _locked(config_path: str) -> Iterator[None]:
-    os.makedirs(os.path.dirname(os.path.abspath(config_path)), exist_ok=True)
+def _locked(config_path: str, create: bool = False) -> Iterator[None]:
+    """Hold the config's lock; unless ``create`` (a push may write the first config), it must exist."""
+    if create:
+        os.makedirs(os.path.dirname(os.path.abspath(config_path)), exist_ok=True)
+    elif not os.path.exists(config_path):
+        raise ServingError(
+            f"model config {config_path} does not exist; a Pusher with version_label writes it beside the "
+            "model directory"
+        )
     with open(config_path + ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:

@@ -52,6 +52,10 @@ def test_push_promote_rollback_keep_tf_serving_config_consistent(tmp_path):
         rollout.promote(config, "taxi")
     with pytest.raises(ServingError, match="only label"):
         rollout.rollback(config, "taxi", "stable")
+    missing = str(tmp_path / "typo" / "models.config")
+    with pytest.raises(ServingError, match="does not exist"):
+        rollout.promote(missing, "taxi")
+    assert not os.path.exists(os.path.dirname(missing))  # a typo creates nothing
 
 
 def test_other_models_and_logging_config_survive_edits(tmp_path):
