@@ -145,11 +145,6 @@ class ModelManager:
                     accepted.setdefault(model.name, {})[label] = version
             self._labels = accepted
 
-    def labels(self, name: str) -> dict[str, int]:
-        """The labels in force for model ``name`` (label -> version)."""
-        with self._lock:
-            return dict((self._labels or {}).get(name, {}))
-
     def load_failures(self) -> list[tuple[str, str]]:
         """(code, message) for each model that has no available version because loading failed."""
         failures = []
