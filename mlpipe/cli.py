@@ -168,6 +168,24 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--serving-url", help="REST URL of `mlpipe serve`, to show which version serves")
     ui.set_defaults(handler=_cmd_ui)
 
+    for name, help_text, handler in (
+        (
+            "promote",
+            "point a served model's stable label at its canary version (models.config)",
+            _cmd_promote,
+        ),
+        ("rollback", "drop a served model's canary label and version (models.config)", _cmd_rollback),
+    ):
+        rollout = sub.add_parser(name, help=help_text)
+        rollout.add_argument("model_config_file", help="the models.config that mlpipe serve reads")
+        rollout.add_argument("model", help="the model's name in the config")
+        rollout.add_argument(
+            "--label", default="canary", help="the label to promote or roll back (default canary)"
+        )
+        if name == "promote":
+            rollout.add_argument("--to", default="stable", help="the label it becomes (default stable)")
+        rollout.set_defaults(handler=handler)
+
     # The serving flags live in mlpipe.serving.cli (protobuf imports, ~0.1 s): parsed only for `serve`.
     serve = sub.add_parser(
         "serve", help="serve models over TF Serving's REST and gRPC API (mlpipe serve --help)"
@@ -306,6 +324,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
     add_serve_arguments(parser)
     return run_serve(parser.parse_args(args.serve_args))
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from mlpipe.serving.rollout import promote
+
+    previous, version = promote(args.model_config_file, args.model, args.label, args.to)
+    print(
+        f"promoted {args.model} version {version} from {args.label} to {args.to} (was "
+        f"{previous if previous is not None else 'unset'}); a server polling {args.model_config_file} applies it"
+    )
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from mlpipe.serving.rollout import rollback
+
+    version = rollback(args.model_config_file, args.model, args.label)
+    print(f"rolled back {args.model}: {args.label} (version {version}) is no longer served")
+    return 0
 
 
 # --- queries -------------------------------------------------------------------------------------

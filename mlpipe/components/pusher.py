@@ -7,6 +7,14 @@ hidden sibling first and is renamed into place (``mlpipe.serving.layout.publish_
 killed push leaves at most a hidden ``.tmp-*`` directory, which the next push removes.
 
 A TFLiteConverter's model is pushed the same way as ``DIR/<version>/model.tflite``.
+
+``version_label="canary"`` (or ``"stable"``) pushes the version under that label: the label goes into
+``version_labels`` of the model's entry in ``models.config`` beside the model directory (the model's
+name is the directory's name), and the model is served with exactly its labelled versions, so the
+canary runs beside stable. ``mlpipe promote`` / ``mlpipe rollback`` finish the rollout
+(:mod:`mlpipe.serving.rollout`, ``docs/lifecycle.md``); so does ``promote=True``, which publishes
+nothing but moves ``stable`` to the live canary when the canary is this model (e.g. after an
+Approval of it).
 """
 
 from __future__ import annotations
@@ -46,15 +54,29 @@ class Pusher(Component):
             "infra_blessing": InputSpec(InfraBlessing, optional=True),
         },
         outputs={"pushed_model": PushedModel},
-        parameters={"push_destination": ParameterSpec(dict)},
+        parameters={
+            "push_destination": ParameterSpec(dict),
+            "version_label": ParameterSpec(str, default=""),
+            "promote": ParameterSpec(bool, default=False),
+        },
     )
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         base_directory(self.id, self.parameters["push_destination"])
+        label = self.parameters["version_label"]
+        if label and self.parameters["promote"]:
+            raise DefinitionError(
+                f"{self.id}: promote=True moves 'stable' to the live canary and publishes nothing; drop version_label"
+            )
+        if label and not re.fullmatch(r"[a-zA-Z0-9_]+", label):
+            raise DefinitionError(
+                f"{self.id}: version_label {label!r} must match [a-zA-Z0-9_]+ (TF Serving's labels), e.g. 'canary'"
+            )
 
     @staticmethod
     def execute(ctx: ExecutionContext) -> None:
+        from mlpipe.serving import rollout
         from mlpipe.serving.layout import list_versions
 
         model = ctx.input("model")
@@ -70,6 +92,12 @@ class Pusher(Component):
             pushed.set_custom_property("pushed", 0)
             return
         base = base_directory(ctx.node_id, ctx.parameters["push_destination"])
+        if ctx.parameters.get("promote", False):
+            _promote(ctx, model, base, pushed)
+            return
+        label = ctx.parameters.get("version_label", "")  # absent when a test builds the context by hand
+        if label:
+            rollout.check_label_free(rollout.config_path_for(base), os.path.basename(base), label)
         remove_stale_staging(base, ctx.log)
         version = max(int(time.time()), max(list_versions(base), default=0) + 1)
         version = _publish(model.uri, base, version)
@@ -78,6 +106,31 @@ class Pusher(Component):
         pushed.set_custom_property("pushed_destination", destination)
         pushed.set_custom_property("pushed_version", str(version))
         ctx.log.info("pushed %s to %s", model.uri, destination)
+        if label:
+            config = rollout.config_path_for(base)
+            rollout.push_label(config, os.path.basename(base), base, version, label)
+            pushed.set_custom_property("version_label", label)
+            pushed.set_custom_property("model_config_file", config)
+            ctx.log.info("labelled version %d %r in %s", version, label, config)
+
+
+def _promote(ctx: ExecutionContext, model: Artifact, base: str, pushed: Artifact) -> None:
+    from mlpipe.serving import rollout
+
+    config = rollout.config_path_for(base)
+    version = rollout.promote_model(
+        config, os.path.basename(base), os.path.join(model.uri, SERVING_MODEL_DIR)
+    )
+    if version is None:
+        ctx.log.info("not promoting %s: the live canary in %s is another model", model.uri, config)
+        pushed.set_custom_property("pushed", 0)
+        return
+    pushed.set_custom_property("pushed", 1)
+    pushed.set_custom_property("pushed_destination", os.path.join(base, str(version)))
+    pushed.set_custom_property("pushed_version", str(version))
+    pushed.set_custom_property("version_label", rollout.STABLE)
+    pushed.set_custom_property("model_config_file", config)
+    ctx.log.info("promoted the canary, version %d (%s), to stable in %s", version, model.uri, config)
 
 
 def base_directory(node_id: str, push_destination: dict[str, Any]) -> str:

@@ -19,14 +19,17 @@ _EXPORTS = {
     "Client": "mlpipe.serving.client",
     "ModelServer": "mlpipe.serving.server",
     "ServerPorts": "mlpipe.serving.server",
+    "RequestLogging": "mlpipe.serving.config",
     "ServedModel": "mlpipe.serving.config",
     "VersionPolicy": "mlpipe.serving.config",
     "ServingRequestError": "mlpipe.serving.status",
     "format_model_config": "mlpipe.serving.config",
     "list_versions": "mlpipe.serving.layout",
     "parse_model_config": "mlpipe.serving.config",
+    "promote": "mlpipe.serving.rollout",
     "publish_version": "mlpipe.serving.layout",
     "read_model_config": "mlpipe.serving.config",
+    "rollback": "mlpipe.serving.rollout",
     "serialize_example": "mlpipe.serving.examples",
     "write_model_config": "mlpipe.serving.config",
 }
@@ -35,6 +38,7 @@ __all__ = [
     "BatchingParameters",
     "Client",
     "ModelServer",
+    "RequestLogging",
     "ServedModel",
     "ServerPorts",
     "ServingRequestError",
@@ -42,8 +46,10 @@ __all__ = [
     "format_model_config",
     "list_versions",
     "parse_model_config",
+    "promote",
     "publish_version",
     "read_model_config",
+    "rollback",
     "serialize_example",
     "write_model_config",
 ]
@@ -52,6 +58,7 @@ if TYPE_CHECKING:
     from mlpipe.serving.batching import BatchingParameters
     from mlpipe.serving.client import Client
     from mlpipe.serving.config import (
+        RequestLogging,
         ServedModel,
         VersionPolicy,
         format_model_config,
@@ -61,6 +68,7 @@ if TYPE_CHECKING:
     )
     from mlpipe.serving.examples import serialize_example
     from mlpipe.serving.layout import list_versions, publish_version
+    from mlpipe.serving.rollout import promote, rollback
     from mlpipe.serving.server import ModelServer, ServerPorts
     from mlpipe.serving.status import ServingRequestError
 

@@ -66,6 +66,22 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between looks for new versions (default 1; 0: look once at start)",
     )
     serving.add_argument(
+        "--model_config_file_poll_wait_seconds",
+        type=int,
+        default=0,
+        help="seconds between rereads of --model_config_file, applying changes (labels, promote); "
+        "default 0: read it once",
+    )
+    serving.add_argument(
+        "--allow_version_labels_for_unavailable_models",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_boolean,
+        help="let a new label point at a version still loading (needed to start with labels, and to push "
+        "a canary in one config change)",
+    )
+    serving.add_argument(
         "--backend",
         choices=BACKENDS,
         default="auto",
@@ -90,6 +106,8 @@ def run_serve(args: argparse.Namespace) -> int:
         enable_batching=args.enable_batching,
         batching_parameters_file=args.batching_parameters_file,
         file_system_poll_wait_seconds=args.file_system_poll_wait_seconds,
+        model_config_file_poll_wait_seconds=args.model_config_file_poll_wait_seconds,
+        allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models,
         backend=args.backend,
         docker_image=args.docker_image,
     )
@@ -123,6 +141,9 @@ def _serve_builtin(options: ServeOptions) -> int:
         host=options.host,
         poll_wait_seconds=options.file_system_poll_wait_seconds,
         batching=batching,
+        allow_version_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models,
+        model_config_file=options.model_config_file,
+        model_config_file_poll_wait_seconds=options.model_config_file_poll_wait_seconds,
     )
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -22,6 +22,9 @@ from tensorflow_serving.config.file_system_storage_path_source_pb2 import FileSy
 from mlpipe.errors import ServingError
 
 PLATFORM = "tensorflow"
+# The one log collector of the built-in server: TFRecord files of PredictionLog (open-source TF Serving
+# registers no collector of its own; this name is what mlpipe writes and accepts, besides empty).
+LOG_COLLECTOR_TYPE = "tfrecord"
 _LABEL = re.compile(r"[a-zA-Z0-9_]+")
 _MODEL_NAME = re.compile(r"[^/:\s]+")
 
@@ -69,6 +72,27 @@ class VersionPolicy:
 
 
 @dataclass(frozen=True)
+class RequestLogging:
+    """TF Serving's ``logging_config`` of one model: which share of requests to log, and where.
+
+    ``filename_prefix`` is the path prefix of the log files (``<prefix>-<time>-<pid>-<n>.tfrecord``,
+    each a TFRecord file of ``tensorflow.serving.PredictionLog``); ``sampling_rate`` is the share of
+    requests logged, 0 to 1 (TF Serving logs none at 0).
+    """
+
+    filename_prefix: str
+    sampling_rate: float
+
+    def __post_init__(self) -> None:
+        if not self.filename_prefix:
+            raise ServingError("logging_config needs log_collector_config.filename_prefix (where logs go)")
+        if not 0.0 <= self.sampling_rate <= 1.0:
+            raise ServingError(
+                f"logging_config sampling_rate must be between 0 and 1, got {self.sampling_rate}"
+            )
+
+
+@dataclass(frozen=True)
 class ServedModel:
     """One model of the server: its name in requests and the directory holding its versions.
 
@@ -80,6 +104,7 @@ class ServedModel:
     base_path: str
     version_policy: VersionPolicy = field(default_factory=VersionPolicy)
     version_labels: Mapping[str, int] = field(default_factory=dict)
+    logging: RequestLogging | None = None
 
     def __post_init__(self) -> None:
         if not _MODEL_NAME.fullmatch(self.name or ""):
@@ -123,6 +148,7 @@ def models_from_proto(config: model_server_config_pb2.ModelServerConfig) -> list
                 base_path=entry.base_path,
                 version_policy=_policy_from_proto(entry.model_version_policy),
                 version_labels=dict(entry.version_labels),
+                logging=_logging_from_proto(entry),
             )
         )
     return models
@@ -146,6 +172,10 @@ def models_to_proto(models: Sequence[ServedModel]) -> model_server_config_pb2.Mo
             policy.specific.versions.extend(model.version_policy.versions)
         for label, version in sorted(model.version_labels.items()):
             entry.version_labels[label] = version
+        if model.logging is not None:
+            entry.logging_config.log_collector_config.type = LOG_COLLECTOR_TYPE
+            entry.logging_config.log_collector_config.filename_prefix = model.logging.filename_prefix
+            entry.logging_config.sampling_config.sampling_rate = model.logging.sampling_rate
     return config
 
 
@@ -193,6 +223,21 @@ def write_model_config(models: Sequence[ServedModel], path: str | os.PathLike[st
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _logging_from_proto(entry: model_server_config_pb2.ModelConfig) -> RequestLogging | None:
+    if not entry.HasField("logging_config"):
+        return None
+    collector = entry.logging_config.log_collector_config
+    if collector.type not in ("", LOG_COLLECTOR_TYPE):
+        raise ServingError(
+            f"model {entry.name!r}: log_collector_config type {collector.type!r} is not supported; use "
+            f"{LOG_COLLECTOR_TYPE!r} (PredictionLog TFRecord files at filename_prefix)"
+        )
+    try:
+        return RequestLogging(collector.filename_prefix, entry.logging_config.sampling_config.sampling_rate)
+    except ServingError as error:
+        raise ServingError(f"model {entry.name!r}: {error}") from None
 
 
 def _policy_from_proto(policy: FileSystemStoragePathSourceConfig.ServableVersionPolicy) -> VersionPolicy:

@@ -186,6 +186,8 @@ class ModelServicer(_Servicer, model_service_pb2_grpc.ModelServiceServicer):
         # Loading models takes seconds: off the event loop, so other requests go on meanwhile.
         loop = asyncio.get_running_loop()
         failures = await loop.run_in_executor(None, self.runner.manager.reload, models)
+        if self.runner.request_log is not None:
+            self.runner.request_log.update(models)
         if failures:
             code, message = failures[0]
             raise ServingRequestError(code, message)

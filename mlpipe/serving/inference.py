@@ -18,6 +18,7 @@ while it computes), or on the batcher's threads when batching is on.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,7 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlpipe.serving.batching import Batcher, batch_rows
+from mlpipe.serving.metrics import ServingMetrics
 from mlpipe.serving.model_manager import ModelManager
+from mlpipe.serving.request_log import RequestLogger
 from mlpipe.serving.servable import (
     CLASSIFY_METHOD,
     PREDICT_METHOD,
@@ -55,9 +58,17 @@ MODEL_THREADS = 32
 class InferenceRunner:
     """Runs requests against the manager's loaded versions, through the batcher when one is given."""
 
-    def __init__(self, manager: ModelManager, batcher: Batcher | None = None):
+    def __init__(
+        self,
+        manager: ModelManager,
+        batcher: Batcher | None = None,
+        request_log: RequestLogger | None = None,
+        metrics: ServingMetrics | None = None,
+    ):
         self.manager = manager
         self.batcher = batcher
+        self.request_log = request_log
+        self.metrics = metrics
         self._model_threads = ThreadPoolExecutor(MODEL_THREADS, thread_name_prefix="mlpipe-model")
 
     def close(self) -> None:
@@ -81,7 +92,9 @@ class InferenceRunner:
         _check_inputs(signature, inputs)
         outputs = await self._run(servable, signature, inputs)
         if output_filter:
-            return {name: outputs[name] for name in output_filter}
+            outputs = {name: outputs[name] for name in output_filter}
+        if self.request_log is not None:
+            self.request_log.log("predict", servable.name, servable.version, signature.name, inputs, outputs)
         return outputs
 
     async def classify(
@@ -118,6 +131,10 @@ class InferenceRunner:
                     for k in range(width)
                 ]
             )
+        if self.request_log is not None:
+            self.request_log.log(
+                "classify", servable.name, servable.version, signature.name, examples, results
+            )
         return results
 
     async def regress(self, servable: Servable, signature: Signature, examples: list[bytes]) -> list[float]:
@@ -135,7 +152,12 @@ class InferenceRunner:
             raise invalid_argument(
                 f"Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got {list(values.shape)}"
             )
-        return [float(v) for v in values.reshape(count)]
+        results = [float(v) for v in values.reshape(count)]
+        if self.request_log is not None:
+            self.request_log.log(
+                "regress", servable.name, servable.version, signature.name, examples, results
+            )
+        return results
 
     async def _run_examples(
         self, servable: Servable, signature: Signature, examples: list[bytes], method: str, api: str
@@ -167,6 +189,14 @@ class InferenceRunner:
         return await self._run(servable, signature, inputs)
 
     async def _run(self, servable: Servable, signature: Signature, inputs: Tensors) -> Tensors:
+        if self.metrics is None:
+            return await self._call_model(servable, signature, inputs)
+        started = time.perf_counter()
+        outputs = await self._call_model(servable, signature, inputs)
+        self.metrics.record_version(servable.name, servable.version, time.perf_counter() - started)
+        return outputs
+
+    async def _call_model(self, servable: Servable, signature: Signature, inputs: Tensors) -> Tensors:
         if self.batcher is None or batch_rows(inputs) is None:  # inputs without a batch dimension run alone
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._model_threads, servable.run, signature, inputs)

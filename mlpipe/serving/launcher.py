@@ -47,6 +47,8 @@ class ServeOptions:
     enable_batching: bool = False
     batching_parameters_file: str | None = None
     file_system_poll_wait_seconds: int = 1
+    model_config_file_poll_wait_seconds: int = 0
+    allow_version_labels_for_unavailable_models: bool = False
     backend: str = "auto"
     docker_image: str = DEFAULT_DOCKER_IMAGE
 
@@ -65,6 +67,10 @@ class ServeOptions:
                 raise ServingError(f"{flag} must be a port number (0-65535), got {port}")
         if self.file_system_poll_wait_seconds < 0:
             raise ServingError("--file_system_poll_wait_seconds must be >= 0 (0 looks for versions once)")
+        if self.model_config_file_poll_wait_seconds < 0:
+            raise ServingError("--model_config_file_poll_wait_seconds must be >= 0 (0: read the config once)")
+        if self.model_config_file_poll_wait_seconds and self.model_config_file is None:
+            raise ServingError("--model_config_file_poll_wait_seconds needs --model_config_file")
         if self.backend not in BACKENDS:
             raise ServingError(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
 
@@ -114,6 +120,7 @@ def binary_command(options: ServeOptions, staging_dir: str) -> list[str]:
             f"--model_base_path={os.path.abspath(options.model_base_path)}",
         ]
     argv.append(f"--file_system_poll_wait_seconds={options.file_system_poll_wait_seconds}")
+    argv += _label_flags(options)
     argv.append(f"--monitoring_config_file={_write(staging_dir, 'monitoring.config', MONITORING_CONFIG)}")
     if options.enable_batching:
         argv.append("--enable_batching=true")
@@ -155,6 +162,12 @@ def docker_command(options: ServeOptions, staging_dir: str) -> list[str]:
             f"--model_base_path={container_models[0].base_path}",
         ]
     server_flags.append(f"--file_system_poll_wait_seconds={options.file_system_poll_wait_seconds}")
+    if options.model_config_file_poll_wait_seconds:
+        raise ServingError(
+            "--backend docker reads a copy of the model config with container paths, so it cannot follow "
+            "changes to --model_config_file; use --backend binary or builtin to poll it"
+        )
+    server_flags += _label_flags(options)
     _write(staging_dir, "monitoring.config", MONITORING_CONFIG)
     server_flags.append(f"--monitoring_config_file={CONTAINER_CONFIG}/monitoring.config")
     if options.enable_batching:
@@ -195,6 +208,15 @@ def run_command(argv: list[str]) -> int:
     if forwarded and code in (0, *(-sig for sig in forwarded)):
         return 0
     return code if code >= 0 else 128 - code
+
+
+def _label_flags(options: ServeOptions) -> list[str]:
+    flags = []
+    if options.model_config_file_poll_wait_seconds:
+        flags.append(f"--model_config_file_poll_wait_seconds={options.model_config_file_poll_wait_seconds}")
+    if options.allow_version_labels_for_unavailable_models:
+        flags.append("--allow_version_labels_for_unavailable_models=true")
+    return flags
 
 
 def _require_fixed_ports(options: ServeOptions) -> None:

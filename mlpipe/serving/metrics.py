@@ -26,6 +26,11 @@ BATCH_QUEUING_LATENCY = ":tensorflow:serving:batching_session:queuing_latency"
 BATCH_THREAD_POOL = "mlpipe-batch"  # the batch threads' name prefix (batching.py names them with it)
 # mlpipe's own series: rows per model call the batcher made, per model.
 BATCH_SIZE = ":mlpipe:serving:batching:batch_size"
+# mlpipe's own series: model calls per served version, and their time (the model's share of a request,
+# batching included). TF Serving's request series have no version label; a canary beside stable needs
+# one to be compared live.
+VERSION_REQUEST_COUNT = ":mlpipe:serving:version_request_count"
+VERSION_LATENCY = ":mlpipe:serving:version_latency"
 
 # Upper bounds in microseconds: 10 us to 10 s, about three per decade.
 LATENCY_BUCKETS_US = (
@@ -75,12 +80,20 @@ class ServingMetrics:
         self._batches = 0
         self._queuing = _Histogram(QUEUING_BUCKETS_US)
         self._batch_sizes: dict[str, _Histogram] = defaultdict(lambda: _Histogram(BATCH_SIZE_BUCKETS))
+        self._versions: dict[tuple[str, int], _Histogram] = defaultdict(
+            lambda: _Histogram(LATENCY_BUCKETS_US)
+        )
 
     def record(self, model_name: str, api: str, entrypoint: str, status: str, seconds: float) -> None:
         """Count one request: ``api`` e.g. ``predict``, ``entrypoint`` ``REST`` or ``GRPC``, ``status`` a code name."""
         with self._lock:
             self._counts[(model_name, status)] += 1
             self._latency[(model_name, api, entrypoint)].add(seconds * 1e6)
+
+    def record_version(self, model_name: str, version: int, seconds: float) -> None:
+        """Count one answered request of ``version`` and the time its model call took (s)."""
+        with self._lock:
+            self._versions[(model_name, version)].add(seconds * 1e6)
 
     def record_batch(self, model_name: str, rows: int, waits: Sequence[float]) -> None:
         """Count one model call of the batcher: its rows, and how long each of its requests queued (s)."""
@@ -106,6 +119,20 @@ class ServingMetrics:
             for (model, api, entrypoint), histogram in sorted(self._latency.items()):
                 labels = {"model_name": model, "API": api, "entrypoint": entrypoint}
                 lines += histogram.render(REQUEST_LATENCY, labels)
+            if self._versions:
+                lines += [
+                    f"# HELP {VERSION_REQUEST_COUNT} Requests answered by each served version.",
+                    f"# TYPE {VERSION_REQUEST_COUNT} counter",
+                ]
+                for (model, version), histogram in sorted(self._versions.items()):
+                    labels = {"model_name": model, "version": str(version)}
+                    lines.append(f"{VERSION_REQUEST_COUNT}{_labels(**labels)} {histogram.count}")
+                lines += [
+                    f"# HELP {VERSION_LATENCY} Distribution of model-call wall time (in microseconds) per version.",
+                    f"# TYPE {VERSION_LATENCY} histogram",
+                ]
+                for (model, version), histogram in sorted(self._versions.items()):
+                    lines += histogram.render(VERSION_LATENCY, {"model_name": model, "version": str(version)})
             if not self._batches:  # batching off, or nothing batched yet
                 return "\n".join(lines) + "\n"
             lines += [

@@ -6,6 +6,14 @@ version during a switch. A version that fails to load is marked END with the err
 the previous version keeps serving; the failed one is retried only when its directory changes (e.g.
 a copy that was still in progress). States and their order follow TF Serving's
 ``ModelVersionStatus``.
+
+Version labels follow TF Serving's ``ServerCore::UpdateModelVersionLabelMap``: every config (the
+first one and each reload) is checked before its models are added, and a label may only point at a
+version that is AVAILABLE, so a version cannot be loaded and labelled in one config change (the
+change is refused with FAILED_PRECONDITION and nothing of it applies). With
+``allow_version_labels_for_unavailable_models`` a label that is new, or keeps its version, may
+point at a version still loading; moving an existing label still needs its new version loaded, so
+no request for the label ever finds no version during a rollout.
 """
 
 from __future__ import annotations
@@ -66,10 +74,14 @@ class ModelManager:
     :meth:`poll`, which does the slow loading outside the lock requests take.
     """
 
-    def __init__(self, models: Sequence[ServedModel]):
+    def __init__(
+        self, models: Sequence[ServedModel], allow_version_labels_for_unavailable_models: bool = False
+    ):
         self._lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._models = {model.name: _Model(model) for model in _unique(models)}
+        self._allow_unavailable_labels = allow_version_labels_for_unavailable_models
+        self._labels: dict[str, dict[str, int]] | None = None  # None until a config's labels are accepted
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
 
@@ -94,6 +106,7 @@ class ModelManager:
         """
         wanted = {model.name: model for model in _unique(models)}
         with self._poll_lock:
+            self.update_labels(list(wanted.values()))
             with self._lock:
                 for name, model in list(self._models.items()):
                     if name not in wanted or wanted[name].base_path != model.config.base_path:
@@ -108,6 +121,29 @@ class ModelManager:
             for model in current:
                 self._poll_model(model)
         return self.load_failures()
+
+    def update_labels(self, models: Sequence[ServedModel]) -> None:
+        """Accept the version labels of ``models`` (a whole config), or refuse them all.
+
+        Raises FAILED_PRECONDITION, with TF Serving's message, for a label on a version that is not
+        AVAILABLE (unless allowed, see the module docstring); the labels in force then stay.
+        """
+        with self._lock:
+            current = self._labels or {}
+            accepted: dict[str, dict[str, int]] = {}
+            for model in models:
+                served = self._models.get(model.name)
+                for label, version in model.version_labels.items():
+                    unchanged_or_new = current.get(model.name, {}).get(label, version) == version
+                    available = served is not None and version in served.available
+                    if not available and not (self._allow_unavailable_labels and unchanged_or_new):
+                        raise ServingRequestError(
+                            "FAILED_PRECONDITION",
+                            f"Request to assign label to version {version} of model {model.name}, which is "
+                            "not currently available for inference",
+                        )
+                    accepted.setdefault(model.name, {})[label] = version
+            self._labels = accepted
 
     def load_failures(self) -> list[tuple[str, str]]:
         """(code, message) for each model that has no available version because loading failed."""
@@ -266,12 +302,16 @@ class ModelManager:
             self._unload(model, model.versions[version])
 
     def _label_version(self, model: _Model, label: str) -> int:
+        """TF Serving's ``GetModelVersionForLabel`` (lock held)."""
+        if self._labels is None:
+            raise ServingRequestError("UNAVAILABLE", f"Model labels does not init yet.{label}")
+        labels = self._labels.get(model.config.name, {})
         try:
-            return model.config.version_labels[label]
+            return labels[label]
         except KeyError:
             raise invalid_argument(
                 f"Unrecognized servable version label: {label} (model {model.config.name!r} has labels "
-                f"{sorted(model.config.version_labels) or 'none'})"
+                f"{sorted(labels) or 'none'})"
             ) from None
 
 

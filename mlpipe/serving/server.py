@@ -8,11 +8,16 @@ returns every model with a version on disk answers requests::
         Client(server.rest_address, model="taxi").predict(...)
 
 Ports default to 0 (any free port); read the bound ones from ``start()`` or the properties.
+
+Given ``model_config_file`` and ``model_config_file_poll_wait_seconds`` (TF Serving's flags), the
+server rereads the file and applies a changed config as a reload (models, version labels, request
+logging): this is how ``mlpipe promote`` and a labelled push reach a running server.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, NamedTuple
@@ -20,12 +25,13 @@ from typing import TYPE_CHECKING, NamedTuple
 from mlpipe import _tf_env  # noqa: F401  (TF_USE_LEGACY_KERAS must be set before TensorFlow loads)
 from mlpipe.errors import ServingError
 from mlpipe.serving.batching import Batcher, BatchingParameters
-from mlpipe.serving.config import ServedModel
+from mlpipe.serving.config import ServedModel, read_model_config
 from mlpipe.serving.event_loop import LoopThread
 from mlpipe.serving.http_transport import HttpLimits, HttpServer
 from mlpipe.serving.inference import InferenceRunner
 from mlpipe.serving.metrics import ServingMetrics
 from mlpipe.serving.model_manager import ModelManager
+from mlpipe.serving.request_log import RequestLogger
 from mlpipe.serving.rest import RestApi
 
 if TYPE_CHECKING:
@@ -46,7 +52,9 @@ class ModelServer:
 
     ``poll_wait_seconds`` is TF Serving's ``--file_system_poll_wait_seconds`` (0: look once at start).
     ``batching`` turns request batching on. ``host`` is where both APIs listen: keep the loopback
-    default unless other machines must reach the server.
+    default unless other machines must reach the server. ``allow_version_labels_for_unavailable_models``
+    is TF Serving's flag of that name (see :mod:`mlpipe.serving.model_manager`); ``request_log_*``
+    bound the request log files (:mod:`mlpipe.serving.request_log`).
     """
 
     def __init__(
@@ -59,6 +67,11 @@ class ModelServer:
         poll_wait_seconds: float = 1.0,
         batching: BatchingParameters | None = None,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        allow_version_labels_for_unavailable_models: bool = False,
+        model_config_file: str | None = None,
+        model_config_file_poll_wait_seconds: float = 0.0,
+        request_log_max_records_per_file: int = 10_000,
+        request_log_max_file_seconds: float = 60.0,
     ):
         self.models = [models] if isinstance(models, ServedModel) else list(models)
         if not self.models:
@@ -69,6 +82,15 @@ class ModelServer:
         self.poll_wait_seconds = poll_wait_seconds
         self.batching = batching
         self.max_request_bytes = max_request_bytes
+        self.allow_version_labels_for_unavailable_models = allow_version_labels_for_unavailable_models
+        if model_config_file_poll_wait_seconds > 0 and model_config_file is None:
+            raise ServingError("model_config_file_poll_wait_seconds needs model_config_file")
+        self.model_config_file = model_config_file
+        self.model_config_file_poll_wait_seconds = model_config_file_poll_wait_seconds
+        self._request_log_limits = (request_log_max_records_per_file, request_log_max_file_seconds)
+        self._request_log: RequestLogger | None = None
+        self._config_poller: threading.Thread | None = None
+        self._stop_config_poll = threading.Event()
         self._requested = ServerPorts(grpc_port, rest_port)
         self._manager: ModelManager | None = None
         self._batcher: Batcher | None = None
@@ -88,15 +110,17 @@ class ModelServer:
             return self.ports
         from mlpipe.serving.grpc_service import start_grpc_server
 
-        manager = self._manager = ModelManager(self.models)
+        manager = self._manager = ModelManager(self.models, self.allow_version_labels_for_unavailable_models)
         try:
+            manager.update_labels(self.models)  # as TF Serving: checked before the first load
             manager.poll()
             failures = manager.load_failures()
             if failures:
                 raise ServingError("; ".join(message for _, message in failures))
             metrics = ServingMetrics()
             self._batcher = Batcher(self.batching, metrics.record_batch) if self.batching else None
-            runner = self._runner = InferenceRunner(manager, self._batcher)
+            self._request_log = RequestLogger(self.models, *self._request_log_limits)
+            runner = self._runner = InferenceRunner(manager, self._batcher, self._request_log, metrics)
             self._loop = LoopThread("mlpipe-serving")
             self._grpc, grpc_port = self._loop.run(
                 start_grpc_server(runner, metrics, self.host, self._requested.grpc, self.max_request_bytes)
@@ -109,6 +133,12 @@ class ModelServer:
             self.stop()
             raise
         manager.start_polling(self.poll_wait_seconds)
+        if self.model_config_file_poll_wait_seconds > 0:
+            self._stop_config_poll.clear()
+            self._config_poller = threading.Thread(
+                target=self._poll_config_file, name="mlpipe-config-poller", daemon=True
+            )
+            self._config_poller.start()
         self.ports = ServerPorts(grpc_port, rest_port)
         log.info(
             "serving %s: gRPC %s, REST http://%s (batching %s)",
@@ -120,7 +150,13 @@ class ModelServer:
         return self.ports
 
     def stop(self, grace_seconds: float = 2.0) -> None:
-        """Stop listening, let running requests finish (up to ``grace_seconds``), unload the models."""
+        """Stop listening, let running requests finish (up to ``grace_seconds``), unload the models.
+
+        Every logged request is written before this returns.
+        """
+        if self._config_poller is not None:
+            self._stop_config_poll.set()
+            self._config_poller.join()
         if self._loop is not None:
             if self._rest is not None:
                 self._loop.run(self._rest.stop(grace_seconds))
@@ -131,12 +167,42 @@ class ModelServer:
             self._loop.stop()
         if self._runner is not None:
             self._runner.close()
+        if self._request_log is not None:
+            self._request_log.close()
         if self._manager is not None:
             self._manager.stop()
         if self.ports is not None:
             log.info("model server stopped")
         self._manager = self._batcher = self._runner = self._loop = self._grpc = self._rest = None
+        self._request_log = self._config_poller = None
         self.ports = None
+
+    def reload(self, models: Sequence[ServedModel]) -> None:
+        """Apply a new model config (TF Serving's ReloadConfig): labels are checked first, then models
+        load, then request logging follows. Raises ``ServingError`` when the config is refused."""
+        manager, request_log = self._manager, self._request_log
+        if manager is None or request_log is None:
+            raise ServingError("the model server is not running; call start() first")
+        failures = manager.reload(models)
+        request_log.update(models)
+        self.models = list(models)
+        if failures:
+            raise ServingError("; ".join(message for _, message in failures))
+
+    def _poll_config_file(self) -> None:
+        """Reread ``model_config_file``; apply it when it changed, retrying a refused one each poll."""
+        assert self.model_config_file is not None
+        applied = self.models
+        while not self._stop_config_poll.wait(self.model_config_file_poll_wait_seconds):
+            try:
+                models = read_model_config(self.model_config_file)
+                if models == applied:
+                    continue
+                self.reload(models)
+                applied = models
+                log.info("applied the model config in %s", self.model_config_file)
+            except ServingError as error:
+                log.error("model config %s not applied: %s", self.model_config_file, error)
 
     async def _listen_rest(self, rest: HttpServer) -> int:
         try:

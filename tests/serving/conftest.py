@@ -208,7 +208,9 @@ def server(serving_root):
         ServedModel("strict", os.path.join(serving_root, "strict")),
         ServedModel("swap", os.path.join(serving_root, "swap")),
     ]
-    with ModelServer(models, poll_wait_seconds=POLL_SECONDS) as running:
+    with ModelServer(
+        models, poll_wait_seconds=POLL_SECONDS, allow_version_labels_for_unavailable_models=True
+    ) as running:
         yield running
 
 

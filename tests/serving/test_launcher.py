@@ -116,6 +116,19 @@ def test_binary_backend_passes_the_model_config_file(fake, tmp_path, monkeypatch
     assert not any(a.startswith("--enable_batching") for a in argv)
 
 
+def test_rollout_flags_reach_the_real_server(fake, tmp_path):
+    """A server that follows labelled pushes and promotions: config polling and new labels on loading versions."""
+    write_model_config([ServedModel("taxi", str(tmp_path / "taxi"))], tmp_path / "models.config")
+    config = f"--model_config_file={tmp_path}/models.config"
+    flags = ("--model_config_file_poll_wait_seconds=5", "--allow_version_labels_for_unavailable_models")
+    assert serve("--backend", "binary", config, *flags) == 0
+    argv = fake()["argv"]
+    assert "--model_config_file_poll_wait_seconds=5" in argv
+    assert "--allow_version_labels_for_unavailable_models=true" in argv
+    with pytest.raises(ServingError, match="cannot follow changes to --model_config_file"):
+        serve("--backend", "docker", config, *flags)
+
+
 def test_docker_backend_mounts_models_and_rewrites_the_config(fake, tmp_path):
     models = [
         ServedModel("taxi", str(tmp_path / "taxi"), VersionPolicy.latest(2), version_labels={"stable": 3}),
@@ -192,6 +205,10 @@ def test_backend_resolution(fake, tmp_path, monkeypatch):
         ({"model_config_file": "c", "batching_parameters_file": "b"}, "needs --enable_batching"),
         ({"model_config_file": "c", "port": 70000}, "--port must be a port number"),
         ({"model_config_file": "c", "backend": "k8s"}, "--backend must be one of"),
+        (
+            {"model_name": "a", "model_base_path": "/m", "model_config_file_poll_wait_seconds": 2},
+            "needs --model_config_file",
+        ),
     ],
 )
 def test_invalid_flags_are_refused(options, message):
