@@ -84,18 +84,21 @@ def create_pipeline(
     metadata: MetadataConfig | None = None,
     name: str = "taxi",
     warm_start: bool = False,
+    input_config: dict | None = None,
 ) -> Pipeline:
     """Defaults: runs under ``$MLPIPE_TAXI_ROOT`` (or ./runs/taxi), serving dir beside it.
 
     ``warm_start``: the Trainer starts from the latest blessed model (its ``base_model`` input, the
     same resolver that gives the Evaluator its baseline). Off by default: a warm-started Trainer's
     input changes whenever a model is blessed, so a rerun on unchanged data trains again.
+    ``input_config``: the ExampleGen's split patterns, e.g. ``{"splits": [{"name": "all", "pattern":
+    "span-{SPAN}/*.csv"}]}`` for data delivered in spans (each run reads the latest).
     """
     base = os.environ.get("MLPIPE_TAXI_ROOT", os.path.join(os.getcwd(), "runs", "taxi"))
     pipeline_root = pipeline_root or os.path.join(base, "root")
     serving_model_dir = serving_model_dir or os.path.join(base, "serving", "taxi")
 
-    example_gen = CsvExampleGen(input_base=data_root)
+    example_gen = CsvExampleGen(input_base=data_root, input_config=input_config)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = ImportSchemaGen(schema_file=schema_file)
     example_validator = ExampleValidator(

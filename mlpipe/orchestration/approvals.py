@@ -8,7 +8,10 @@ way of ML Metadata, which records every execution's node directory and input mod
 from __future__ import annotations
 
 import getpass
+import glob
+import os
 from dataclasses import dataclass
+from typing import Any
 
 from mlpipe.errors import MlpipeError
 from mlpipe.io.approvals import (
@@ -76,10 +79,29 @@ def find_request(store: MetadataStore, run_id: str, node_id: str) -> PendingAppr
         request = read_request(box)
         if request is not None:
             return PendingApproval(request, box)
+    waiting = _request_before_execution(store, run, run_id, node_id)
+    if waiting is not None:
+        return waiting
     raise MlpipeError(
         f"node '{node_id}' of run '{run_id}' has not asked for an approval "
         f"(is it an Approval node, and has it started? see 'mlpipe show {run_id}')"
     )
+
+
+def _request_before_execution(
+    store: MetadataStore, run: Any, run_id: str, node_id: str
+) -> PendingApproval | None:
+    """A request made by a runner's wait in front of the node (an Airflow sensor, see
+    :mod:`mlpipe.orchestration.waits`), before the node's execution exists: in the node's directory,
+    which sits beside those of the run's other nodes, asked for by this run."""
+    node_dirs = {execution_property(e, NODE_DIR) for e in store.executions_in_context(run)} - {None}
+    for root in sorted({os.path.dirname(node_dir) for node_dir in node_dirs}):
+        approvals = os.path.join(root, node_id, ".approvals")
+        for box in sorted(glob.glob(os.path.join(approvals, "model-*")), reverse=True):
+            request = read_request(box)
+            if request is not None and request.run_id == run_id and request.node_id == node_id:
+                return PendingApproval(request, box)
+    return None
 
 
 def pending_approvals(store: MetadataStore) -> list[PendingApproval]:
