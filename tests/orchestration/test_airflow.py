@@ -176,7 +176,9 @@ def test_dag_file_needs_only_airflow_and_carries_the_runner_options(tmp_path, mo
     }
     (dag_function,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.decorator_list]
     options = {k.arg: k.value for k in dag_function.decorator_list[0].keywords}
-    assert ast.unparse(options["dag_id"]) == "DAG_ID" and ast.literal_eval(constants["DAG_ID"]) == "four_nodes"
+    assert (
+        ast.unparse(options["dag_id"]) == "DAG_ID" and ast.literal_eval(constants["DAG_ID"]) == "four_nodes"
+    )
     assert ast.literal_eval(options["schedule"]) == "0 3 * * *"
     assert ast.unparse(options["start_date"]) == "datetime(2026, 2, 3, 3, 5, tzinfo=timezone.utc)"
     assert ast.literal_eval(options["catchup"]) is True
