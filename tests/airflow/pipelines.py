@@ -26,7 +26,7 @@ def make_model(model: OutputArtifact[Model]):
 
 def approval_pipeline(name: str, root: str, serving_dir: str) -> Pipeline:
     model = make_model()
-    approval = Approval(model=model.outputs["model"], approvers=["ana"], timeout_seconds=600.0).with_id(
+    approval = Approval(model=model.outputs["model"], approvers=["ana"], timeout_seconds=1800.0).with_id(
         "approval"
     )
     pusher = Pusher(

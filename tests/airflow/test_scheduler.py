@@ -112,7 +112,7 @@ def dags(stack, tmp_path_factory) -> dict[str, object]:
     return {"taxi": (taxi, data), "flaky": flaky, "approvals": approvals}
 
 
-def test_two_scheduled_runs_the_second_cached_where_nothing_changed_and_on_the_new_span(stack, dags):
+def two_scheduled_runs_the_second_cached_where_nothing_changed_and_on_the_new_span(stack, dags):
     taxi, data = dags["taxi"]
     # span 2 arrives once the first run's ExampleGen has read span 1 (the second run waits: max_active_runs=1)
     deadline = time.monotonic() + 300
@@ -158,11 +158,13 @@ def test_two_scheduled_runs_the_second_cached_where_nothing_changed_and_on_the_n
     example_gen_log = stack.task_log("taxi_scheduled", runs[1][0], "CsvExampleGen")
     assert f"mlpipe: node CsvExampleGen COMPLETE (execution {second['CsvExampleGen'].id}" in example_gen_log
     assert "external input span: 2 (was 1)" in example_gen_log
+    trainer_log = stack.task_log("taxi_scheduled", runs[1][0], "Trainer")
+    assert "mlpipe.executor.Trainer:step 20/20 (100%): binary_accuracy" in trainer_log  # the node's progress
     schema_log = stack.task_log("taxi_scheduled", runs[1][0], "ImportSchemaGen")
     assert f"mlpipe: node ImportSchemaGen CACHED (execution {second['ImportSchemaGen'].id}" in schema_log
 
 
-def test_failed_task_is_retried_and_the_failure_callback_gets_the_task_that_failed_for_good(stack, dags):
+def failed_task_is_retried_and_the_failure_callback_gets_the_task_that_failed_for_good(stack, dags):
     (run_id, run_type, state), *more = stack.wait_for_runs("flaky", 1, timeout=300)
     assert (run_type, state, more) == ("scheduled", "failed", [])
     tasks = stack.task_states("flaky", run_id)
@@ -205,8 +207,7 @@ def _mlpipe_approve(pipeline, run_id: str, *flags: str) -> subprocess.CompletedP
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("decision", ["approve", "reject"])
-def test_approval_waits_rescheduled_without_a_worker_until_mlpipe_approve_answers(stack, dags, decision):
+def approval_waits_rescheduled_without_a_worker_until_mlpipe_approve_answers(stack, dags, decision):
     dag_id = f"{decision}_me"
     pipeline, serving = dags["approvals"][dag_id]
     airflow_run_id = _wait_for_reschedule(stack, dag_id)
@@ -251,3 +252,22 @@ def test_approval_waits_rescheduled_without_a_worker_until_mlpipe_approve_answer
         assert blessing.get_custom_property("approval") == "rejected"
         assert pushed.get_custom_property("pushed") == 0
         assert not serving.exists() or os.listdir(serving) == []
+
+
+def test_scheduler_runs_the_taxi_schedule_retries_and_approval_waits(stack, dags):
+    """One test for the module's one stack: under ``pytest -n 2`` separate tests could land on both
+    workers and start two stacks. Approvals first (their clocks run from the first poke), the taxi
+    DAG last (it trains while the others are checked); every check runs, and all failures are told."""
+    checks = [
+        ("approve", lambda: approval_waits_rescheduled_without_a_worker_until_mlpipe_approve_answers(stack, dags, "approve")),
+        ("reject", lambda: approval_waits_rescheduled_without_a_worker_until_mlpipe_approve_answers(stack, dags, "reject")),
+        ("retries", lambda: failed_task_is_retried_and_the_failure_callback_gets_the_task_that_failed_for_good(stack, dags)),
+        ("schedule", lambda: two_scheduled_runs_the_second_cached_where_nothing_changed_and_on_the_new_span(stack, dags)),
+    ]  # fmt: skip
+    failures = []
+    for name, check in checks:
+        try:
+            check()
+        except AssertionError as e:
+            failures.append(f"{name}: {e}")
+    assert not failures, "\n\n".join(failures)

@@ -56,9 +56,9 @@ def test_a_waiting_node_gets_a_reschedule_sensor_and_other_nodes_none(tmp_path):
     pipeline = approval_pipeline("sensor", str(tmp_path / "root"), str(tmp_path / "serving"))
     AirflowDagRunner(retries=1, wait_poke_seconds=30).compile(pipeline, tmp_path / "sensor.py")
     constants, tree = _dag_constants(tmp_path / "sensor.py")
-    # Approval's timeout_seconds (600) plus an hour; retries at least 3 (Airflow's reschedule race)
+    # Approval's timeout_seconds (1800) plus an hour; retries at least 3 (Airflow's reschedule race)
     assert ast.literal_eval(constants["WAITS"]) == {
-        "approval": {"poke_interval": 30.0, "timeout": 4200.0, "retries": 3}
+        "approval": {"poke_interval": 30.0, "timeout": 5400.0, "retries": 3}
     }
     source = (tmp_path / "sensor.py").read_text()
     assert 'mode="reschedule"' in source and "retry_exit_code=WAITING_EXIT_CODE" in source
