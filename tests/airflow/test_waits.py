@@ -15,7 +15,7 @@ import pytest
 from mlpipe.errors import DefinitionError, MlpipeError
 from mlpipe.metadata.store import MetadataStore
 from mlpipe.orchestration.airflow import AirflowDagRunner
-from mlpipe.orchestration.approvals import approve
+from mlpipe.orchestration.approvals import approve, pending_approvals
 from mlpipe.orchestration.entrypoint import main as entrypoint
 from mlpipe.orchestration.launcher import launch_node
 from tests.airflow.pipelines import approval_pipeline, flaky_pipeline
@@ -31,11 +31,16 @@ def test_check_wait_exits_100_until_mlpipe_approve_answers_then_the_node_complet
         launch_node(ir, "make_model", "r1", store)
         assert entrypoint(check) == 100
         assert entrypoint([*check, "--waiting-exit-code", "7"]) == 7
+        # the dashboard lists it, though no execution of the node exists yet
+        assert [
+            (p.request.run_id, p.request.node_id, p.request.approvers) for p in pending_approvals(store)
+        ] == [("r1", "approval", ["ana"])]
         with pytest.raises(MlpipeError, match="'bo' may not answer"):
             approve(store, "r1", "approval", user="bo")
         decision = approve(store, "r1", "approval", user="ana", comment="fine")  # before any execution of it
         assert (decision.outcome, decision.user) == ("approved", "ana")
         assert entrypoint(check) == 0
+        assert pending_approvals(store) == []
 
         started = time.monotonic()
         result = launch_node(ir, "approval", "r1", store)
