@@ -4,6 +4,10 @@ Airflow 3 cannot share mlpipe's virtualenv (its pins conflict with ml-metadata's
 second one. Building it takes ~15-20 s with uv, so it is kept between test runs: a marker file
 holds the hash of ``requirements-airflow.lock`` (and of the install options), and a change
 rebuilds the venv from scratch. Tests never skip for want of Airflow: this builds it (PyPI is reachable in CI).
+
+Two ways to run DAGs: ``migrated_airflow_home`` (SQLite, ``airflow dags test``: one DAG run in the
+foreground) and ``start_airflow_stack`` (Airflow's real services, the scheduler creating runs on
+the DAGs' schedules, LocalExecutor on a throw-away PostgreSQL from tests/support/postgres.py).
 """
 
 from __future__ import annotations
