@@ -18,10 +18,14 @@
 # chromium + chromium-driver: Debian's headless-capable browser and the matching chromedriver;
 # Selenium is pointed at both, so nothing is downloaded at test time.
 #
+# postgresql: the database of Airflow's real scheduler in tests/airflow (tests/support/postgres.py
+# runs initdb and postgres itself, as the package's `postgres` user, on a free port; the cluster the
+# package may create is never started, as there is no init system here).
+#
 # Idempotent: does nothing when the binaries are already installed.
 set -euo pipefail
 
-PACKAGES=(mariadb-server-core mariadb-client-core libeatmydata1 chromium chromium-driver)
+PACKAGES=(mariadb-server-core mariadb-client-core libeatmydata1 chromium chromium-driver postgresql)
 
 have_server() {
     # my_print_defaults is checked too: without it mariadb-install-db fails.
@@ -34,12 +38,16 @@ have_chromium() {
     command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1
 }
 
+have_postgres() {
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && id postgres >/dev/null 2>&1
+}
+
 have_eatmydata() {
     compgen -G '/usr/lib/*/libeatmydata.so*' >/dev/null || compgen -G '/usr/lib/libeatmydata.so*' >/dev/null
 }
 
-if have_server && have_eatmydata && have_chromium; then
-    echo "MariaDB server binaries, libeatmydata and chromium already installed; nothing to do (${SECONDS}s)."
+if have_server && have_eatmydata && have_chromium && have_postgres; then
+    echo "MariaDB server binaries, libeatmydata, chromium and postgresql already installed; nothing to do (${SECONDS}s)."
     exit 0
 fi
 
@@ -52,8 +60,8 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -qq
 "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}"
 
-if ! have_server || ! have_eatmydata || ! have_chromium; then
-    echo "error: installed ${PACKAGES[*]} but mariadbd/mariadb-install-db/my_print_defaults/libeatmydata/chromium/chromedriver are still missing" >&2
+if ! have_server || ! have_eatmydata || ! have_chromium || ! have_postgres; then
+    echo "error: installed ${PACKAGES[*]} but mariadbd/mariadb-install-db/my_print_defaults/libeatmydata/chromium/chromedriver/initdb are still missing" >&2
     exit 1
 fi
 

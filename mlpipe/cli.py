@@ -117,6 +117,22 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--schedule", help="airflow: cron expression or preset such as @daily (default: none)")
     comp.add_argument("--start-date", help="airflow: ISO date of the first scheduled run (UTC if no zone)")
     comp.add_argument("--catchup", action="store_true", help="airflow: backfill runs since --start-date")
+    comp.add_argument("--end-date", help="airflow: ISO date of the last scheduled run")
+    comp.add_argument(
+        "--max-active-runs",
+        type=int,
+        help="airflow: DAG runs at once (1: each run reuses the one before's cache)",
+    )
+    comp.add_argument("--retry-delay", type=float, default=300.0, help="airflow: seconds between tries (300)")
+    comp.add_argument(
+        "--on-failure-callback", metavar="MODULE:FUNCTION", help="airflow: called when a task fails for good"
+    )
+    comp.add_argument(
+        "--wait-poke-seconds",
+        type=float,
+        default=60.0,
+        help="airflow: how often an Approval's sensor checks (60)",
+    )
     comp.add_argument("--retries", type=int, default=0, help="airflow/kubeflow: retries per task")
     comp.add_argument(
         "--python", default=sys.executable, help="airflow: the mlpipe interpreter tasks run nodes with"
@@ -275,9 +291,16 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     kubeflow_only = args.env or args.secret_env or args.volume or args.image != "mlpipe:latest"
     if args.target != "kubeflow" and kubeflow_only:
         raise MlpipeError("--image, --env, --secret-env and --volume apply to --target kubeflow only")
-    airflow_only = args.schedule or args.start_date or args.catchup or args.python != sys.executable
+    airflow_only = (
+        args.schedule or args.start_date or args.catchup or args.python != sys.executable or args.end_date
+        or args.max_active_runs or args.retry_delay != 300.0 or args.on_failure_callback
+        or args.wait_poke_seconds != 60.0
+    )  # fmt: skip
     if args.target != "airflow" and airflow_only:
-        raise MlpipeError("--schedule, --start-date, --catchup and --python apply to --target airflow only")
+        raise MlpipeError(
+            "--schedule, --start-date, --end-date, --catchup, --max-active-runs, --retry-delay, "
+            "--on-failure-callback, --wait-poke-seconds and --python apply to --target airflow only"
+        )
     if args.target == "kubeflow":
         from mlpipe.orchestration.kubeflow import compile_for_kubeflow
 
@@ -299,8 +322,13 @@ def _cmd_compile(args: argparse.Namespace) -> int:
             args.output,
             schedule=args.schedule,
             start_date=args.start_date,
+            end_date=args.end_date,
             catchup=args.catchup,
+            max_active_runs=args.max_active_runs,
             retries=args.retries,
+            retry_delay_seconds=args.retry_delay,
+            on_failure_callback=args.on_failure_callback,
+            wait_poke_seconds=args.wait_poke_seconds,
             python=args.python,
         )
         print(f"wrote DAG '{dag_id}' to {args.output} (its IR beside it); deploy both to the dags folder")

@@ -87,6 +87,7 @@ def create_pipeline(
     warm_start: bool = False,
     tflite_dir: str | None = None,
     tflite_quantization: str = "none",
+    input_config: dict | None = None,
 ) -> Pipeline:
     """Defaults: runs under ``$MLPIPE_TAXI_ROOT`` (or ./runs/taxi), serving dir beside it.
 
@@ -97,12 +98,15 @@ def create_pipeline(
     ``tflite_dir``: also convert the model to TFLite (``tflite_quantization``: ``none``,
     ``dynamic_range`` or ``float16``), check it against the SavedModel on the eval split, and push
     ``tflite_dir/<version>/model.tflite`` when both the Evaluator and that check bless it.
+
+    ``input_config``: the ExampleGen's split patterns, e.g. ``{"splits": [{"name": "all", "pattern":
+    "span-{SPAN}/*.csv"}]}`` for data delivered in spans (each run reads the latest).
     """
     base = os.environ.get("MLPIPE_TAXI_ROOT", os.path.join(os.getcwd(), "runs", "taxi"))
     pipeline_root = pipeline_root or os.path.join(base, "root")
     serving_model_dir = serving_model_dir or os.path.join(base, "serving", "taxi")
 
-    example_gen = CsvExampleGen(input_base=data_root)
+    example_gen = CsvExampleGen(input_base=data_root, input_config=input_config)
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = ImportSchemaGen(schema_file=schema_file)
     example_validator = ExampleValidator(

@@ -108,6 +108,12 @@ def test_compile_for_airflow_writes_a_dag_and_its_ir(env, capsys):
     assert [n.id for n in PipelineIR.load(next((env / "dags").glob("*.json"))).nodes][-1] == "summarize"
     assert main(["compile", PIPELINE_FILE, "-o", str(dag), "--schedule", "@daily"]) == 1
     assert "apply to --target airflow only" in capsys.readouterr().err
+    more = ["--end-date", "2026-01-03", "--max-active-runs", "1", "--retry-delay", "7"]
+    assert main([*argv, "--start-date", "2026-01-01", *more, "--on-failure-callback", "alerts:page"]) == 0
+    text = dag.read_text()
+    assert "end_date=datetime(2026, 1, 3, tzinfo=timezone.utc)" in text and "max_active_runs=1," in text
+    assert "timedelta(seconds=7)" in text and "from alerts import page as on_failure_callback" in text
+    assert main(["compile", PIPELINE_FILE, "-o", str(dag), "--max-active-runs", "1"]) == 1
 
 
 def test_errors_are_one_clear_line_and_exit_1(env, capsys):

@@ -34,6 +34,7 @@ from mlpipe.io.approvals import (
     write_decision,
     write_request,
 )
+from mlpipe.types.artifact import Artifact
 from mlpipe.types.standard import Model, ModelBlessing, ModelEvaluation
 
 DECISION_RECORD = "APPROVAL.json"
@@ -73,22 +74,19 @@ class Approval(Component):
     def execute(ctx: ExecutionContext) -> None:
         model = ctx.input("model")
         assert model is not None and model.id is not None
-        evaluated = ctx.input("model_blessing")
         box = mailbox(ctx.node_dir, model.id)
-        if isinstance(evaluated, ModelBlessing) and not evaluated.blessed:
-            decision = ApprovalDecision(NOT_BLESSED, user=MLPIPE)
-        else:
+        decision = decision_without_asking(ctx.input("model_blessing"))
+        if decision is None:
             request = write_request(
                 box,
-                ApprovalRequest(
-                    model_id=model.id,
-                    model_uri=model.uri,
-                    pipeline=ctx.pipeline_name,
-                    run_id=ctx.run_id,
-                    node_id=ctx.node_id,
-                    approvers=list(ctx.parameters["approvers"] or []),
-                    timeout_seconds=ctx.parameters["timeout_seconds"],
-                    summary=_summary(ctx),
+                new_request(
+                    model,
+                    ctx.input("model_blessing"),
+                    ctx.input("evaluation"),
+                    ctx.pipeline_name,
+                    ctx.run_id,
+                    ctx.node_id,
+                    ctx.parameters,
                 ),
             )
             decision = _wait_for_decision(ctx, box, request)
@@ -97,11 +95,75 @@ class Approval(Component):
         by = f" by {decision.user}" if decision.user != MLPIPE else ""
         ctx.tell_user(f"{ctx.node_id}: model {model.id} {decision.outcome}{by}")
 
+    @staticmethod
+    def waiting_for(
+        inputs: dict[str, list[Any]], parameters: dict[str, Any], node_dir: str, pipeline: str, run_id: str,
+        node_id: str,
+    ) -> str | None:  # fmt: skip
+        """The runners' non-blocking look at what ``execute`` would wait for (see
+        :mod:`mlpipe.orchestration.waits`): records the request, so ``mlpipe approve`` can answer it,
+        and returns the waiting line; None once ``execute`` would finish at once (decided, timed out,
+        or not blessed by the Evaluator)."""
+        first = {key: artifacts[0] if artifacts else None for key, artifacts in inputs.items()}
+        model = first.get("model")
+        assert model is not None and model.id is not None
+        if decision_without_asking(first.get("model_blessing")) is not None:
+            return None
+        box = mailbox(node_dir, model.id)
+        request = write_request(
+            box,
+            new_request(
+                model,
+                first.get("model_blessing"),
+                first.get("evaluation"),
+                pipeline,
+                run_id,
+                node_id,
+                parameters,
+            ),
+        )
+        now = time.time()
+        if read_decision(box) is not None or now >= request.deadline:
+            return None
+        return waiting_line(node_id, request, now)
+
+
+def decision_without_asking(evaluated: Any) -> ApprovalDecision | None:
+    """A model the Evaluator did not bless is rejected without asking anyone; None: ask."""
+    if isinstance(evaluated, ModelBlessing) and not evaluated.blessed:
+        return ApprovalDecision(NOT_BLESSED, user=MLPIPE)
+    return None
+
+
+def new_request(
+    model: Artifact, evaluated: Any, evaluation: Any, pipeline: str, run_id: str, node_id: str,
+    parameters: dict[str, Any],
+) -> ApprovalRequest:  # fmt: skip
+    """The request an Approval node makes (the node itself, or a runner's wait in front of it, e.g.
+    Airflow's reschedule-mode sensor, :mod:`mlpipe.orchestration.waits`)."""
+    assert model.id is not None
+    return ApprovalRequest(
+        model_id=model.id,
+        model_uri=model.uri,
+        pipeline=pipeline,
+        run_id=run_id,
+        node_id=node_id,
+        approvers=list(parameters["approvers"] or []),
+        timeout_seconds=parameters["timeout_seconds"],
+        summary=_summary(evaluated, evaluation),
+    )
+
+
+def waiting_line(node_id: str, request: ApprovalRequest, now: float) -> str:
+    """What a waiting node tells the user: whose answer it needs and the command to give it."""
+    who = ", ".join(request.approvers) if request.approvers else "anyone"
+    command = f"mlpipe approve {request.run_id} {node_id} [--reject] --comment '...'"
+    left = request.deadline - now
+    return f"{node_id}: waiting for approval of model {request.model_id} by {who}: {command} (times out in {left:.0f}s)"
+
 
 def _wait_for_decision(ctx: ExecutionContext, box: str, request: ApprovalRequest) -> ApprovalDecision:
     """Polls the mailbox until a decision arrives or the request's deadline passes."""
-    who = ", ".join(request.approvers) if request.approvers else "anyone"
-    command = f"mlpipe approve {request.run_id} {ctx.node_id} [--reject] --comment '...'"
     next_line = 0.0
     while True:
         decision = read_decision(box)
@@ -116,22 +178,19 @@ def _wait_for_decision(ctx: ExecutionContext, box: str, request: ApprovalRequest
                 ),
             )
         if now >= next_line:
-            left = request.deadline - now
-            line = f"{ctx.node_id}: waiting for approval of model {request.model_id} by {who}: {command} (times out in {left:.0f}s)"
+            line = waiting_line(ctx.node_id, request, now)
             ctx.tell_user(line)
             ctx.log.info(line)
             next_line = now + WAITING_LINE_EVERY_SECONDS
         time.sleep(min(ctx.parameters["poll_seconds"], max(request.deadline - now, 0.0)))
 
 
-def _summary(ctx: ExecutionContext) -> dict[str, Any]:
+def _summary(evaluated: Any, evaluation: Any) -> dict[str, Any]:
     """What the approver is shown: where the evaluation is and what the Evaluator decided."""
     summary: dict[str, Any] = {}
-    evaluation = ctx.input("evaluation")
     if evaluation is not None:
         summary["evaluation_uri"] = evaluation.uri
         summary["evaluation_id"] = evaluation.id
-    evaluated = ctx.input("model_blessing")
     if isinstance(evaluated, ModelBlessing):
         summary["evaluator_blessed"] = evaluated.blessed
     return summary

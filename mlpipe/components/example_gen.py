@@ -16,14 +16,16 @@ Parquet and SQL live in their own modules on the same bases.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, ParameterSpec
-from mlpipe.errors import DataError, DefinitionError
+from mlpipe.errors import DataError, DefinitionError, MlpipeError
 from mlpipe.io.input_patterns import ResolvedInput, check_input_config, resolve_input
 from mlpipe.types.standard import Examples
 
@@ -178,6 +180,27 @@ class FileBasedExampleGen(BaseExampleGen):
         resolved = resolve_input(params["input_base"], splits, params["range_config"])
         write_splits(ctx, cls.read_split_files(resolved.files))
         record_input(ctx, resolved)
+
+    @classmethod
+    def external_inputs(cls, parameters: Mapping[str, Any]) -> Mapping[str, str]:
+        """The span and version the node would read now, and a fingerprint of those files (path,
+        size, modification time, as TFX's input fingerprint): new or re-delivered data misses the cache."""
+        splits = check_input_config(
+            parameters["input_config"], parameters["range_config"], cls.DEFAULT_PATTERN
+        )
+        try:
+            resolved = resolve_input(parameters["input_base"], splits, parameters["range_config"])
+        except MlpipeError as e:  # the node itself fails with this error, in its log
+            return {"files": f"unreadable ({e})"[:200]}
+        fingerprint = hashlib.sha256()
+        for path in sorted(f for files in resolved.files.values() for f in files):
+            stat = os.stat(path)
+            fingerprint.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        return {
+            "span": str(resolved.span),
+            "version": str(resolved.version),
+            "files": f"sha256:{fingerprint.hexdigest()[:16]}",
+        }
 
     @staticmethod
     def read_split_files(files: dict[str, list[str]]) -> InputRecords:

@@ -92,6 +92,13 @@ class Component:
         cannot change its result (the Evaluator's baseline when it is the candidate itself)."""
         return inputs
 
+    @classmethod
+    def external_inputs(cls, parameters: Mapping[str, Any]) -> Mapping[str, str]:
+        """What the node reads from outside the pipeline, as short fingerprints by name (an
+        ExampleGen: the span, version and files it would ingest now). They are part of the cache
+        key, so a scheduled run ingests new data instead of reusing yesterday's from the cache."""
+        return {}
+
     def with_id(self, node_id: str) -> Component:
         """Give this node an id (default: the class name); needed when a pipeline uses a component twice."""
         if not isinstance(node_id, str) or not node_id.replace("_", "a").replace("-", "a").isalnum():

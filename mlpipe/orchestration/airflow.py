@@ -24,11 +24,20 @@ one upstream task was skipped, without asking mlpipe, yet a node whose input fro
 is optional must run, with that input empty. So a task waits for its upstream tasks to succeed or
 be skipped, and mlpipe decides whether its node runs.
 
-All tasks of one DAG run share one mlpipe run: its id is Airflow's ``run_id``
-(``manual__2026-01-01T00:00:00+00:00``) with characters other than letters, digits, ``_.-``
+All tasks of one DAG run share one mlpipe run: its id is the DAG id and Airflow's ``run_id``
+(``taxi__manual__2026-01-01T00:00:00+00:00``) with characters other than letters, digits, ``_.-``
 replaced, so a retried task rejoins its run and a new DAG run reuses unchanged results from
-the cache. The metadata store is the IR's, overridden by ``MLPIPE_METADATA`` /
+the cache. The DAG id is part of it because Airflow's scheduled run ids repeat across DAGs
+(``scheduled__2026-01-01T00:00:00+00:00`` in every daily DAG), and pipelines may share one store. The metadata store is the IR's, overridden by ``MLPIPE_METADATA`` /
 ``MLPIPE_MYSQL_PASSWORD`` in the workers' environment (BashOperator passes it on).
+
+A node that waits on the outside world (an Approval waits for a person, see
+:mod:`mlpipe.orchestration.waits`) gets a ``BashSensor`` in front of it, ``wait_for_<node>``, in
+``mode="reschedule"``: each poke runs the entry point's ``--check-wait`` (a second or two, no
+TensorFlow) and exits ``WAITING_EXIT_CODE`` while the node would still wait, so between pokes the
+task is ``up_for_reschedule`` and holds no worker slot; once the decision is there the node's own
+task runs and completes at once. The sensor's own timeout is the scheduler's safety net only: the
+node's timeout (e.g. Approval's ``timeout_seconds``) ends the wait with a recorded decision first.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +58,10 @@ from mlpipe.ir import PipelineIR
 
 log = logging.getLogger("mlpipe.runner.airflow")
 
+# a waiting node's sensor retries at least this often: see the DAG template's BashSensor
+_SENSOR_RETRIES = 3
+_CALLBACK = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+
 _DAG_TEMPLATE = Template('''\
 """Airflow DAG of mlpipe pipeline '$name', written by mlpipe's AirflowDagRunner: recompile the
 pipeline instead of editing this file.
@@ -58,25 +72,35 @@ Each task runs one node in mlpipe's own interpreter (this file imports nothing f
 
 import re
 import shlex
-${datetime_import}from pathlib import Path
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from airflow.providers.standard.operators.bash import BashOperator
+from airflow.providers.standard.sensors.bash import BashSensor
 from airflow.sdk import dag
-
+$callback_import
+DAG_ID = $name_literal
 MLPIPE_PYTHON = $python_literal
 PIPELINE_IR = $ir_expression
 
 # exit code of a node that mlpipe skipped: BashOperator marks the task skipped
 SKIPPED_EXIT_CODE = 99
+# exit code of `--check-wait` while a node would still wait: its sensor pokes again later
+WAITING_EXIT_CODE = 100
 
 # node id -> the nodes it waits for, in the compiled pipeline's order
 UPSTREAM = {
 $upstream}
 
+# node id -> its sensor's poke interval and timeout (seconds), for nodes that wait on the outside world
+WAITS = {
+$waits}
+
 
 def mlpipe_run_id(airflow_run_id: str) -> str:
-    """All tasks of a DAG run share one mlpipe run, named after it without ':' or '+'."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "-", airflow_run_id)
+    """All tasks of a DAG run share one mlpipe run, named after the DAG and the run without ':' or '+'
+    (scheduled run ids are the same in every DAG with the same schedule)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", f"{DAG_ID}__{airflow_run_id}")
 
 
 def node_command(node_id: str) -> str:
@@ -86,12 +110,20 @@ def node_command(node_id: str) -> str:
     return shlex.join(args) + " --run-id {{ run_id | mlpipe_run_id }}"
 
 
+def wait_command(node_id: str) -> str:
+    """The command a sensor pokes with: exits 0 once the node would not wait, WAITING_EXIT_CODE before."""
+    args = [MLPIPE_PYTHON, "-m", "mlpipe.orchestration.entrypoint", "--ir", str(PIPELINE_IR)]
+    args += ["--node", node_id, "--check-wait", "--waiting-exit-code", str(WAITING_EXIT_CODE)]
+    return shlex.join(args) + " --run-id {{ run_id | mlpipe_run_id }}"
+
+
 @dag(
-    dag_id=$name_literal,
+    dag_id=DAG_ID,
     schedule=$schedule,
     start_date=$start_date,
+    end_date=$end_date,
     catchup=$catchup,
-    default_args={"retries": $retries},
+${max_active_runs}    default_args=$default_args,
     user_defined_filters={"mlpipe_run_id": mlpipe_run_id},
     tags=["mlpipe"],
     doc_md=__doc__,
@@ -105,8 +137,24 @@ def pipeline():
             skip_on_exit_code=SKIPPED_EXIT_CODE,
             trigger_rule="none_failed",  # mlpipe decides whether a node after a skipped one runs
         )
+        first = tasks[node_id]
+        if node_id in WAITS:  # the node runs once its sensor says it would not wait
+            first = BashSensor(
+                task_id=f"wait_for_{node_id}",
+                bash_command=wait_command(node_id),
+                retry_exit_code=WAITING_EXIT_CODE,
+                mode="reschedule",  # frees the worker slot between pokes
+                poke_interval=WAITS[node_id]["poke_interval"],
+                timeout=WAITS[node_id]["timeout"],
+                trigger_rule="none_failed",
+                # a poke is idempotent; retries absorb Airflow's reschedule race (apache/airflow#71172),
+                # in which a late executor event fails a sensor that was already back on the schedule
+                retries=WAITS[node_id]["retries"],
+                retry_delay=timedelta(seconds=WAITS[node_id]["poke_interval"]),
+            )
+            first >> tasks[node_id]
         for upstream_id in upstream:
-            tasks[upstream_id] >> tasks[node_id]
+            tasks[upstream_id] >> first
 
 
 pipeline()
@@ -117,10 +165,18 @@ class AirflowDagRunner:
     """Writes a DAG file (and the pipeline's IR) that Airflow runs; it runs nothing itself.
 
     ``schedule`` is a cron expression or preset (``"@daily"``); None means triggered by hand.
-    ``start_date`` (a datetime or ISO string; naive means UTC) is required with a schedule.
-    ``python`` is mlpipe's interpreter *on the Airflow workers*, default this one. ``ir_path`` is
-    where the IR is written and read by the tasks; by default it sits next to the DAG file and the
-    DAG finds it relative to itself, so the two can be deployed together to any dags folder.
+    ``start_date`` (a datetime or ISO string; naive means UTC) is required with a schedule;
+    ``end_date`` ends the schedule. ``catchup`` makes the scheduler create the runs of every
+    interval since ``start_date``; ``max_active_runs`` bounds how many DAG runs run at once (1: a run
+    starts once the one before it ended, so it reuses its results from the cache).
+    ``retries`` and ``retry_delay_seconds`` apply to every task: a retried task reruns its node in
+    the same mlpipe run. ``on_failure_callback`` is ``"module:function"`` importable by *Airflow's*
+    interpreter (e.g. a module in the dags folder), called with the task's context when a task fails
+    for good, after its retries. ``wait_poke_seconds`` is how often a waiting node's sensor checks
+    (see the module docstring). ``python`` is mlpipe's interpreter *on the Airflow workers*, default
+    this one. ``ir_path`` is where the IR is written and read by the tasks; by default it sits next
+    to the DAG file and the DAG finds it relative to itself, so the two can be deployed together to
+    any dags folder.
     """
 
     def __init__(
@@ -128,8 +184,13 @@ class AirflowDagRunner:
         *,
         schedule: str | None = None,
         start_date: datetime | str | None = None,
+        end_date: datetime | str | None = None,
         catchup: bool = False,
+        max_active_runs: int | None = None,
         retries: int = 0,
+        retry_delay_seconds: float = 300.0,
+        on_failure_callback: str | None = None,
+        wait_poke_seconds: float = 60.0,
         python: str = sys.executable,
         ir_path: str | None = None,
     ):
@@ -139,10 +200,27 @@ class AirflowDagRunner:
             )
         if retries < 0:
             raise DefinitionError(f"retries must be 0 or more, got {retries}")
+        if retry_delay_seconds < 0:
+            raise DefinitionError(f"retry_delay_seconds must be 0 or more, got {retry_delay_seconds}")
+        if max_active_runs is not None and max_active_runs < 1:
+            raise DefinitionError(f"max_active_runs must be 1 or more, got {max_active_runs}")
+        if not wait_poke_seconds > 0:
+            raise DefinitionError(f"wait_poke_seconds must be > 0, got {wait_poke_seconds}")
+        if on_failure_callback is not None and not _CALLBACK.fullmatch(on_failure_callback):
+            raise DefinitionError(
+                f"on_failure_callback {on_failure_callback!r} must be 'module:function', e.g. 'alerts:page_oncall'"
+            )
         self.schedule = schedule
-        self.start_date = _utc(start_date) if start_date is not None else None
+        self.start_date = _utc(start_date, "start_date") if start_date is not None else None
+        self.end_date = _utc(end_date, "end_date") if end_date is not None else None
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise DefinitionError(f"end_date {self.end_date} is before start_date {self.start_date}")
         self.catchup = bool(catchup)
+        self.max_active_runs = max_active_runs
         self.retries = int(retries)
+        self.retry_delay_seconds = float(retry_delay_seconds)
+        self.on_failure_callback = on_failure_callback
+        self.wait_poke_seconds = float(wait_poke_seconds)
         self.python = python
         self.ir_path = ir_path
 
@@ -173,6 +251,14 @@ class AirflowDagRunner:
         else:
             ir_expression = f"Path({_literal(str(ir_path))})"
         upstream = "".join(f"    {_literal(n.id)}: {_literal(list(n.upstream))},\n" for n in ir.nodes)
+        default_args = (
+            f'{{"retries": {self.retries}, "retry_delay": timedelta(seconds={self.retry_delay_seconds:g})'
+        )
+        callback_import = ""
+        if self.on_failure_callback:
+            module, function = self.on_failure_callback.split(":")
+            callback_import = f"\nfrom {module} import {function} as on_failure_callback\n"
+            default_args += ', "on_failure_callback": on_failure_callback'
         return _DAG_TEMPLATE.substitute(
             name=ir.name,
             name_literal=_literal(ir.name),
@@ -180,12 +266,36 @@ class AirflowDagRunner:
             python_literal=_literal(self.python),
             ir_expression=ir_expression,
             upstream=upstream,
+            waits=self._waits(ir),
             schedule=_literal(self.schedule),
             start_date=_datetime_literal(self.start_date),
-            datetime_import="from datetime import datetime, timezone\n" if self.start_date else "",
+            end_date=_datetime_literal(self.end_date),
             catchup=_literal(self.catchup),
-            retries=self.retries,
+            max_active_runs=f"    max_active_runs={self.max_active_runs},\n" if self.max_active_runs else "",
+            default_args=default_args + "}",
+            callback_import=callback_import,
         )
+
+    def _waits(self, ir: PipelineIR) -> str:
+        """WAITS entries: a node that may wait gets a sensor; it gives up an hour after the node's own
+        ``timeout_seconds`` (by then the node has recorded its timeout), else after Airflow's week."""
+        from mlpipe.orchestration.waits import waiting_nodes
+
+        lines = []
+        for node in waiting_nodes(ir):
+            timeout = node.parameters.get("timeout_seconds")
+            sensor_timeout = float(timeout) + 3600.0 if timeout else 7 * 86400.0
+            poke = {
+                "poke_interval": self.wait_poke_seconds,
+                "timeout": sensor_timeout,
+                "retries": max(self.retries, _SENSOR_RETRIES),
+            }
+            lines.append(f"    {_literal(node.id)}: {json.dumps(poke)},\n")
+            if any(n.id == f"wait_for_{node.id}" for n in ir.nodes):
+                raise DefinitionError(
+                    f"node id 'wait_for_{node.id}' is taken: Airflow names the sensor of node '{node.id}' so"
+                )
+        return "".join(lines)
 
 
 def compile_for_airflow(
@@ -195,7 +305,8 @@ def compile_for_airflow(
 ) -> str:
     """``mlpipe compile --target airflow``: a pipeline file (or Pipeline) to a DAG file; returns the DAG id.
 
-    ``options`` are AirflowDagRunner's (schedule, start_date, catchup, retries, python, ir_path).
+    ``options`` are AirflowDagRunner's (schedule, start_date, end_date, catchup, max_active_runs,
+    retries, retry_delay_seconds, on_failure_callback, wait_poke_seconds, python, ir_path).
     """
     if isinstance(pipeline_file_or_pipeline, Pipeline):
         pipeline = pipeline_file_or_pipeline
@@ -206,13 +317,13 @@ def compile_for_airflow(
     return AirflowDagRunner(**options).compile(pipeline, dag_file)
 
 
-def _utc(value: datetime | str) -> datetime:
+def _utc(value: datetime | str, name: str) -> datetime:
     """A timezone-aware UTC datetime; Airflow would otherwise apply its configured default zone."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
         except ValueError as e:
-            raise DefinitionError(f"start_date {value!r} is not an ISO date, e.g. '2026-01-01'") from e
+            raise DefinitionError(f"{name} {value!r} is not an ISO date, e.g. '2026-01-01'") from e
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)

@@ -8,7 +8,11 @@ way of ML Metadata, which records every execution's node directory and input mod
 from __future__ import annotations
 
 import getpass
+import glob
+import os
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from mlpipe.errors import MlpipeError
 from mlpipe.io.approvals import (
@@ -22,7 +26,15 @@ from mlpipe.io.approvals import (
     write_decision,
 )
 from mlpipe.metadata.config import MetadataConfig
-from mlpipe.metadata.store import NODE_DIR, NODE_ID, PIPELINE_RUN, RUN_ID, MetadataStore, execution_property
+from mlpipe.metadata.store import (
+    NODE_DIR,
+    NODE_ID,
+    PIPELINE,
+    PIPELINE_RUN,
+    RUN_ID,
+    MetadataStore,
+    execution_property,
+)
 
 APPROVAL_TYPE = "mlpipe.components.approval.Approval"  # the execution type of Approval nodes
 
@@ -76,14 +88,34 @@ def find_request(store: MetadataStore, run_id: str, node_id: str) -> PendingAppr
         request = read_request(box)
         if request is not None:
             return PendingApproval(request, box)
+    waiting = _request_before_execution(store, run, run_id, node_id)
+    if waiting is not None:
+        return waiting
     raise MlpipeError(
         f"node '{node_id}' of run '{run_id}' has not asked for an approval "
         f"(is it an Approval node, and has it started? see 'mlpipe show {run_id}')"
     )
 
 
+def _request_before_execution(
+    store: MetadataStore, run: Any, run_id: str, node_id: str
+) -> PendingApproval | None:
+    """A request made by a runner's wait in front of the node (an Airflow sensor, see
+    :mod:`mlpipe.orchestration.waits`), before the node's execution exists: in the node's directory,
+    which sits beside those of the run's other nodes, asked for by this run."""
+    node_dirs = {execution_property(e, NODE_DIR) for e in store.executions_in_context(run)} - {None}
+    for root in sorted({os.path.dirname(node_dir) for node_dir in node_dirs}):
+        approvals = os.path.join(root, node_id, ".approvals")
+        for box in sorted(glob.glob(os.path.join(approvals, "model-*")), reverse=True):
+            request = read_request(box)
+            if request is not None and request.run_id == run_id and request.node_id == node_id:
+                return PendingApproval(request, box)
+    return None
+
+
 def pending_approvals(store: MetadataStore) -> list[PendingApproval]:
-    """Requests that Approval nodes are waiting on now (RUNNING and undecided), oldest first."""
+    """Requests that Approval nodes are waiting on now (RUNNING and undecided), and those a runner's
+    wait made before its node runs (Airflow's sensor: undecided and not timed out), oldest first."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     executions = store.db.call(store.db.mlmd.get_executions_by_type, APPROVAL_TYPE)
@@ -98,4 +130,25 @@ def pending_approvals(store: MetadataStore) -> list[PendingApproval]:
             continue
         if read_decision(found.mailbox) is None:
             pending[found.mailbox] = found
+    for found in _requests_before_execution(store):
+        pending.setdefault(found.mailbox, found)
     return sorted(pending.values(), key=lambda p: p.request.created_at)
+
+
+def _requests_before_execution(store: MetadataStore) -> list[PendingApproval]:
+    """Undecided, unexpired requests in the approval folders under each pipeline's root (found from
+    the node directories its executions record): a sensor's request has no execution to point at it."""
+    roots: set[str] = set()
+    for pipeline in store.db.call(store.db.mlmd.get_contexts_by_type, PIPELINE):
+        for execution in store.executions_in_context(pipeline):
+            node_dir = execution_property(execution, NODE_DIR)
+            if node_dir:
+                roots.add(os.path.dirname(node_dir))
+    now = time.time()
+    found = []
+    for root in sorted(roots):
+        for box in glob.glob(os.path.join(root, "*", ".approvals", "model-*")):
+            request = read_request(box)
+            if request is not None and now < request.deadline and read_decision(box) is None:
+                found.append(PendingApproval(request, box))
+    return found

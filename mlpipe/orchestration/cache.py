@@ -170,6 +170,7 @@ def cache_key(cls: type[Component], node: NodeIR, inputs: Mapping[str, list[Arti
         sources.update(used_mlpipe.files)
         packages |= own.imported_packages | used_mlpipe.imported_packages
     input_ids = {k: [a.id for a in v] for k, v in sorted(cls.inputs_for_cache(inputs).items())}
+    external = dict(sorted(cls.external_inputs(node.parameters).items()))
     payload: dict[str, Any] = {
         "component": cls.__qualname__,  # not the module: a file run as a script or imported is the same code
         "fingerprint": component_fingerprint(cls),
@@ -181,6 +182,7 @@ def cache_key(cls: type[Component], node: NodeIR, inputs: Mapping[str, list[Arti
         "helpers": helpers,
         "inputs": input_ids,
         "outputs": node.outputs,
+        **({"external": external} if external else {}),  # absent: keys of other nodes stay as they were
     }
     parts = {
         "key_format": KEY_FORMAT,
@@ -193,6 +195,7 @@ def cache_key(cls: type[Component], node: NodeIR, inputs: Mapping[str, list[Arti
         **{f"helper:{name}": f"sha256:{digest[:16]}" for name, digest in helpers.items()},
         **{f"input:{key}": ",".join(str(i) for i in ids) for key, ids in input_ids.items()},
         "outputs": _hashed(node.outputs),
+        **{f"external:{name}": value for name, value in external.items()},
     }
     return CacheKey(_sha256(_canonical_json(payload)), parts, pinned_parts())
 
@@ -257,6 +260,7 @@ _PART_ORDER = (
     "module_file",
     "helper",
     "input",
+    "external",
     "outputs",
 )
 _NEW_IN_FORMAT_2 = ("mlpipe", "source", "library", "helper")
@@ -309,6 +313,8 @@ def explain_cache_miss(
             reasons.append(f"the module file of '{key}' changed")
         elif kind == "input":
             reasons.append(f"input '{key}': {_artifacts(new)} (was {_artifacts(old)})")
+        elif kind == "external":
+            reasons.append(f"external input {key}: {new} (was {old})")
         else:  # a part a newer mlpipe records
             reasons.append(f"'{name}' changed")
     return "; ".join(dict.fromkeys(reasons))  # one helper may be imported by two module files

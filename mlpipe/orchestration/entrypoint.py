@@ -8,15 +8,23 @@ success, 1 when the node failed (its error printed, so it lands in the engine's 
 that mlpipe skipped (a false ``Cond``, or a required input from a skipped node) exits 0 too, unless
 ``--skipped-exit-code`` names the code by which the engine marks a task skipped (Airflow's
 BashOperator: 99); Kubeflow has no such code, so there it stays a succeeded task.
+
+``--check-wait`` runs nothing: it asks a node that waits on the outside world (an Approval) whether
+it still would (:mod:`mlpipe.orchestration.waits`), exits ``--waiting-exit-code`` if so and 0 if
+not, for a sensor that frees its worker between checks (Airflow's reschedule mode).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from mlpipe.errors import MlpipeError
 from mlpipe.ir import PipelineIR
+
+if TYPE_CHECKING:
+    from mlpipe.metadata.store import MetadataStore
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +39,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CODE",
         help="exit code when the node is skipped (default 0; Airflow's BashOperator skips on 99)",
     )
+    parser.add_argument(
+        "--check-wait",
+        action="store_true",
+        help="do not run the node: exit 0 if running it now would not wait (e.g. for an approval)",
+    )
+    parser.add_argument(
+        "--waiting-exit-code",
+        type=int,
+        default=100,
+        metavar="CODE",
+        help="with --check-wait: exit code while the node still waits (default 100)",
+    )
 
 
 def run_node(args: argparse.Namespace) -> int:
@@ -43,6 +63,8 @@ def run_node(args: argparse.Namespace) -> int:
         ir = PipelineIR.load(args.ir)
         store = open_store(ir)
         try:
+            if args.check_wait:
+                return _check_wait(ir, args, store)
             result = launch_node(
                 ir, args.node, args.run_id, store, enable_cache=False if args.no_cache else None
             )
@@ -55,6 +77,17 @@ def run_node(args: argparse.Namespace) -> int:
     why = f"; {result.why}" if result.why else ""  # the task log says why it executed or was skipped
     print(f"mlpipe: node {result.node_id} {result.state} (execution {result.execution_id}{why}) {outputs}")
     return args.skipped_exit_code if result.state == SKIPPED else 0
+
+
+def _check_wait(ir: PipelineIR, args: argparse.Namespace, store: MetadataStore) -> int:
+    from mlpipe.orchestration.waits import node_waiting_for
+
+    waiting = node_waiting_for(ir, args.node, args.run_id, store)
+    if waiting is None:
+        print(f"mlpipe: node {args.node} has nothing to wait for: it runs next")
+        return 0
+    print(f"mlpipe: {waiting}")
+    return args.waiting_exit_code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,7 +58,7 @@ def test_dag_runs_each_node_once_then_serves_the_next_dag_run_from_the_cache(air
     store = MetadataStore(pipeline.metadata)
     try:
         (run,) = list_runs(store, pipeline.name)
-        assert run.run_id == re.sub(r"[^A-Za-z0-9_.-]", "-", _airflow_run_id(first.stdout))
+        assert run.run_id == re.sub(r"[^A-Za-z0-9_.-]", "-", f"{dag_id}__{_airflow_run_id(first.stdout)}")
         executions = run_executions(store, run.run_id)
         assert [(e.node_id, e.state) for e in executions] == [(n, "COMPLETE") for n in NODES]
         (total,) = executions[-1].outputs["total"]
@@ -124,7 +124,7 @@ def test_nodes_mlpipe_skips_are_skipped_tasks_and_an_optional_consumer_still_run
         assert re.search(skipped, result.stdout), result.stdout[-3000:]
     store = MetadataStore(pipeline.metadata)
     try:
-        executions = run_executions(store, re.sub(r"[^A-Za-z0-9_.-]", "-", run_id))
+        executions = run_executions(store, re.sub(r"[^A-Za-z0-9_.-]", "-", f"{dag_id}__{run_id}"))
     finally:
         store.close()
     assert {e.node_id: e.state for e in executions} == {
@@ -176,11 +176,16 @@ def test_dag_file_needs_only_airflow_and_carries_the_runner_options(tmp_path, mo
     }
     (dag_function,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.decorator_list]
     options = {k.arg: k.value for k in dag_function.decorator_list[0].keywords}
-    assert ast.literal_eval(options["dag_id"]) == "four_nodes"
+    assert (
+        ast.unparse(options["dag_id"]) == "DAG_ID" and ast.literal_eval(constants["DAG_ID"]) == "four_nodes"
+    )
     assert ast.literal_eval(options["schedule"]) == "0 3 * * *"
     assert ast.unparse(options["start_date"]) == "datetime(2026, 2, 3, 3, 5, tzinfo=timezone.utc)"
     assert ast.literal_eval(options["catchup"]) is True
-    assert ast.literal_eval(options["default_args"]) == {"retries": 2}
+    assert ast.unparse(options["default_args"]) == "{'retries': 2, 'retry_delay': timedelta(seconds=300)}"
+    assert "end_date" in options and ast.literal_eval(options["end_date"]) is None
+    assert "max_active_runs" not in options  # Airflow's own default applies
+    assert ast.literal_eval(constants["WAITS"]) == {}  # no node waits on the outside world
 
 
 def test_mysql_password_stays_out_of_the_ir_next_to_the_dag(tmp_path, caplog):

@@ -9,9 +9,13 @@ import os
 
 import pytest
 
+from mlpipe.dsl.component import Component
+from mlpipe.dsl.pipeline import Pipeline
+from mlpipe.dsl.spec import ComponentSpec
 from mlpipe.orchestration import code_digest
-from mlpipe.orchestration.cache import explain_cache_miss
+from mlpipe.orchestration.cache import cache_key, explain_cache_miss
 from mlpipe.orchestration.code_digest import MLPIPE_DIR, mlpipe_closure, user_module_files
+from mlpipe.types import Examples
 
 STANDARD = sorted(
     f"mlpipe.components.{os.path.basename(p)[:-3]}"
@@ -204,3 +208,40 @@ def test_an_execution_recorded_before_these_parts_existed_is_read(pinned):
         "older execution without mlpipe's version, source files, library versions and helper modules in its key",
         "parameter 'factor' changed: 2.0 -> 3.0",
     ]
+
+
+class _Reader(Component):
+    """Reads ``$READER_SPAN`` from outside the pipeline, as an ExampleGen reads its input files."""
+
+    SPEC = ComponentSpec(outputs={"out": Examples})
+
+    @staticmethod
+    def execute(ctx):
+        raise NotImplementedError
+
+    @classmethod
+    def external_inputs(cls, parameters):
+        return {"span": os.environ["READER_SPAN"]}
+
+
+def test_external_inputs_are_parts_of_the_key_and_named_by_the_why(monkeypatch, tmp_path):
+    node = Pipeline("reader", str(tmp_path), [_Reader()]).compile().node("_Reader")
+    monkeypatch.setenv("READER_SPAN", "1")
+    first = cache_key(_Reader, node, {})
+    assert first.parts["external:span"] == "1"
+    assert cache_key(_Reader, node, {}).digest == first.digest
+    monkeypatch.setenv("READER_SPAN", "2")
+    second = cache_key(_Reader, node, {})
+    assert second.digest != first.digest
+    assert explain_cache_miss(first.parts, second.parts) == "external input span: 2 (was 1)"
+    # a component without external inputs has no such part (its key is what it was before they existed)
+    plain = Pipeline("plain", str(tmp_path), [_Plain()]).compile().node("_Plain")
+    assert not [p for p in cache_key(_Plain, plain, {}).parts if p.startswith("external")]
+
+
+class _Plain(Component):
+    SPEC = ComponentSpec(outputs={"out": Examples})
+
+    @staticmethod
+    def execute(ctx):
+        raise NotImplementedError

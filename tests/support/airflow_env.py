@@ -4,6 +4,10 @@ Airflow 3 cannot share mlpipe's virtualenv (its pins conflict with ml-metadata's
 second one. Building it takes ~15-20 s with uv, so it is kept between test runs: a marker file
 holds the hash of ``requirements-airflow.lock`` (and of the install options), and a change
 rebuilds the venv from scratch. Tests never skip for want of Airflow: this builds it (PyPI is reachable in CI).
+
+Two ways to run DAGs: ``migrated_airflow_home`` (SQLite, ``airflow dags test``: one DAG run in the
+foreground) and ``start_airflow_stack`` (Airflow's real services, the scheduler creating runs on
+the DAGs' schedules, LocalExecutor on a throw-away PostgreSQL from tests/support/postgres.py).
 """
 
 from __future__ import annotations
@@ -12,14 +16,19 @@ import fcntl
 import hashlib
 import logging
 import os
+import secrets
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.postgres import PostgresServer, free_port, start_postgres
 
 REPO = Path(__file__).resolve().parents[2]
 LOCK = REPO / "requirements-airflow.lock"
@@ -130,3 +139,191 @@ def migrated_airflow_home(home: Path, venv: Path | None = None) -> AirflowHome:
     )
     assert migrate.returncode == 0, migrate.stderr[-3000:]
     return AirflowHome(airflow, dags, env)
+
+
+# The real Airflow 3 processes a deployment runs; the LocalExecutor's task processes are children of
+# the scheduler and reach the metadata database only through the api-server's execution API.
+PROCESSES = {
+    "api-server": ["api-server"],
+    "scheduler": ["scheduler"],
+    "dag-processor": ["dag-processor"],
+}
+
+# Tuned for tests on a small machine: new DAG files are found within seconds, parsing stays cheap
+# (a DAG file of mlpipe's imports nothing heavy), few task processes at once (each node imports
+# TensorFlow), sensors in reschedule mode come back quickly.
+SCHEDULER_SETTINGS = {
+    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+    "AIRFLOW__CORE__PARALLELISM": "3",
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+    "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "1",
+    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "2",
+    "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+    "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+    "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "2",
+    "AIRFLOW__API__WORKERS": "1",
+}
+
+
+@dataclass
+class AirflowStack:
+    """PostgreSQL + ``airflow db migrate`` + api-server, scheduler and dag-processor on 127.0.0.1.
+
+    Tests compile DAG files into ``dags``; the dag-processor picks them up, the scheduler runs them on
+    their schedule with the LocalExecutor. ``stop()`` ends every process it started (by process group)
+    and the database.
+    """
+
+    home: Path
+    dags: Path
+    env: dict[str, str]
+    postgres: PostgresServer
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    def start(self, airflow: Path) -> None:
+        for name, args in PROCESSES.items():
+            with open(self.home / f"{name}.log", "w") as out:
+                self.processes[name] = subprocess.Popen(
+                    [str(airflow), *args], env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own process group: stop() ends its workers too
+                )  # fmt: skip
+        self._wait_for_api_server()
+
+    def _wait_for_api_server(self, timeout: float = 180.0) -> None:
+        url = self.env["AIRFLOW__API__BASE_URL"] + "/api/v2/monitor/health"
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"Airflow's api-server did not answer {url}:\n{self.process_log('api-server')}"
+                )
+            time.sleep(0.5)
+
+    def check_alive(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"airflow {name} exited with {process.returncode}:\n{self.process_log(name)}"
+                )
+
+    def process_log(self, name: str, tail: int = 6000) -> str:
+        return (self.home / f"{name}.log").read_text(errors="replace")[-tail:]
+
+    def query(self, sql: str) -> list[list[str]]:
+        return self.postgres.query(sql)
+
+    def dag_runs(self, dag_id: str) -> list[tuple[str, str, str]]:
+        """(run_id, run_type, state) of every run of ``dag_id``, oldest logical date first."""
+        rows = self.query(
+            f"SELECT run_id, run_type, state FROM dag_run WHERE dag_id = '{dag_id}' ORDER BY logical_date, id"
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, tuple[str, int]]:
+        """task id -> (state, try number) in one DAG run."""
+        rows = self.query(
+            "SELECT task_id, coalesce(state, 'none'), try_number FROM task_instance "
+            f"WHERE dag_id = '{dag_id}' AND run_id = '{run_id}'"
+        )
+        return {r[0]: (r[1], int(r[2])) for r in rows}
+
+    def wait_for_runs(
+        self, dag_id: str, count: int, timeout: float, poll: float = 1.0
+    ) -> list[tuple[str, str, str]]:
+        """Waits until ``dag_id`` has ``count`` finished runs; returns them (see ``dag_runs``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_alive()
+            runs = self.dag_runs(dag_id)
+            if len(runs) >= count and all(state in ("success", "failed") for _, _, state in runs):
+                return runs
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{dag_id}: wanted {count} finished runs, have {runs} after {timeout:.0f}s; "
+                    f"scheduler log:\n{self.process_log('scheduler')}"
+                )
+            time.sleep(poll)
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        """The task's log as the Airflow UI shows it (the worker writes it under ``logs/``)."""
+        path = (
+            self.logs
+            / f"dag_id={dag_id}"
+            / f"run_id={run_id}"
+            / f"task_id={task_id}"
+            / f"attempt={try_number}.log"
+        )
+        return path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for process in self.processes.values():
+            try:  # workers the executor forked, left behind by a process that exited first
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.postgres.stop()
+
+
+def start_airflow_stack(home: Path, venv: Path | None = None, **env: str) -> AirflowStack:
+    """Airflow 3 with the LocalExecutor on a fresh PostgreSQL, scheduling what ``home/dags`` holds.
+
+    ``env`` adds to the environment of every Airflow process (and so of every task).
+    """
+    airflow = (venv or ensure_airflow_venv()) / "bin" / "airflow"
+    dags = home / "dags"
+    dags.mkdir(parents=True)
+    postgres = start_postgres()
+    api_port = free_port()
+    base_url = f"http://127.0.0.1:{api_port}"
+    environment = {
+        **os.environ,
+        **SCHEDULER_SETTINGS,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.url,
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API__BASE_URL": base_url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+        # one secret for the scheduler (which signs the tasks' tokens) and the api-server (which checks them)
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
+        **env,
+    }
+    environment.pop("MLPIPE_METADATA", None)
+    stack = AirflowStack(home, dags, environment, postgres)
+    try:
+        migrate = subprocess.run(
+            [str(airflow), "db", "migrate"], env=environment, capture_output=True, text=True, timeout=600
+        )
+        if migrate.returncode != 0:
+            raise RuntimeError(
+                f"airflow db migrate failed:\n{migrate.stdout[-3000:]}{migrate.stderr[-3000:]}"
+            )
+        stack.start(airflow)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
