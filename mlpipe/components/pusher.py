@@ -20,7 +20,7 @@ from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
 from mlpipe.errors import DefinitionError
 from mlpipe.io.processes import process_alive
-from mlpipe.io.uris import local_path
+from mlpipe.io.uris import join, location
 from mlpipe.types.artifact import Artifact
 from mlpipe.types.standard import InfraBlessing, Model, ModelBlessing, PushedModel
 
@@ -70,8 +70,8 @@ class Pusher(Component):
         base = base_directory(ctx.node_id, ctx.parameters["push_destination"])
         remove_stale_staging(base, ctx.log)
         version = max(int(time.time()), max(list_versions(base), default=0) + 1)
-        version = publish_version(os.path.join(model.uri, SERVING_MODEL_DIR), base, version)
-        destination = os.path.join(base, str(version))
+        version = publish_version(os.path.join(model.uri, SERVING_MODEL_DIR), base, version, first_free=True)
+        destination = join(base, str(version))
         pushed.set_custom_property("pushed", 1)
         pushed.set_custom_property("pushed_destination", destination)
         pushed.set_custom_property("pushed_version", str(version))
@@ -86,7 +86,7 @@ def base_directory(node_id: str, push_destination: dict[str, Any]) -> str:
             f"{node_id}: push_destination must be {{'filesystem': {{'base_directory': '/path/to/serving/model'}}}}, "
             f"got {push_destination!r}"
         )
-    return local_path(directory, f"{node_id}: push_destination base_directory")
+    return location(directory, f"{node_id}: push_destination base_directory")
 
 
 def _reason_not_to_push(

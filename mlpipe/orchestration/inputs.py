@@ -9,11 +9,11 @@ too: older outputs must not stand in for what the pipeline decided not to make.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from mlpipe.errors import ComponentError
+from mlpipe.io import artifact_files
 from mlpipe.ir import NodeIR, PipelineIR
 from mlpipe.metadata.store import NODE, RUN_ID, SKIP_REASON, MetadataStore, execution_property
 from mlpipe.types.artifact import LIVE, Artifact
@@ -61,7 +61,7 @@ def producer_executions(store: MetadataStore, ir: PipelineIR, producer: str, run
 
 
 def artifacts_available(artifacts: list[Artifact]) -> bool:
-    return all(a.state == LIVE and os.path.exists(a.uri) for a in artifacts)
+    return all(a.state == LIVE and artifact_files.exists(a.uri) for a in artifacts)
 
 
 def resolve_inputs(

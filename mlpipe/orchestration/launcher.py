@@ -19,6 +19,7 @@ same on all of them. Guarantees:
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -32,6 +33,8 @@ from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.resolver import Resolver
 from mlpipe.errors import ComponentError, MetadataError, ValidationFailure
+from mlpipe.io import artifact_files
+from mlpipe.io.uris import is_remote, join
 from mlpipe.ir import NodeIR, PipelineIR
 from mlpipe.metadata.config import MetadataConfig, from_environment
 from mlpipe.metadata.store import (
@@ -178,7 +181,7 @@ def _start(
 ) -> tuple[Any, dict[str, Artifact]]:  # fmt: skip
     """Records the execution RUNNING, with a lease, and its outputs PENDING."""
     outputs = {k: resolve_type(t)() for k, t in node.outputs.items()}
-    recorded = {**properties, NODE_DIR: os.path.join(ir.root, node.id), LEASE_UNTIL: lease_end()}
+    recorded = {**properties, NODE_DIR: join(ir.root, node.id), LEASE_UNTIL: lease_end()}
     return store.start_execution(type_name, contexts, inputs, outputs, recorded), outputs
 
 
@@ -246,21 +249,22 @@ def _execute(
     started: float,
 ) -> NodeResult:  # fmt: skip
     node = ir.node(node_id)
-    node_dir = os.path.join(ir.root, node.id)
+    node_dir = join(ir.root, node.id)
     execution_id = execution.id
-    staging = os.path.join(node_dir, ".staging", str(execution_id))
-    log_dir = os.path.join(node_dir, ".system", str(execution_id))
-    log_path = os.path.join(log_dir, "executor.log")
-    final_uris = {k: os.path.join(node_dir, k, str(execution_id)) for k in node.outputs}
-    published: list[str] = []
+    staging = artifact_files.staging_dir(node_dir, execution_id)
+    log_dir = join(node_dir, ".system", str(execution_id))
+    # on a bucket the log is written locally and uploaded with the outputs
+    local_log_dir = os.path.join(staging, ".system") if is_remote(node_dir) else log_dir
+    log_path = join(log_dir, "executor.log")
+    final_uris = {k: join(node_dir, k, str(execution_id)) for k in node.outputs}
     try:
         for uri in final_uris.values():
-            if os.path.exists(uri):
+            if artifact_files.exists(uri):
                 raise MetadataError(
                     f"{uri} already exists but execution {execution_id} is new: this pipeline root was used with "
                     f"another metadata store ({store.config.describe()}); use a new root or the old store"
                 )
-        os.makedirs(log_dir, exist_ok=True)
+        os.makedirs(local_log_dir, exist_ok=True)
         for k, a in outputs.items():
             a.uri = os.path.join(staging, k)
             os.makedirs(a.uri, exist_ok=True)
@@ -269,7 +273,7 @@ def _execute(
             pipeline_name=ir.name,
             run_id=run_id,
             execution_id=execution_id,
-            inputs=inputs,
+            inputs=_readable(inputs),
             outputs=outputs,
             parameters=dict(node.parameters),
             tmp_dir=os.path.join(staging, ".tmp"),
@@ -281,7 +285,10 @@ def _execute(
         os.makedirs(ctx.tmp_dir, exist_ok=True)
         exec_started = time.perf_counter()
         verdict: ValidationFailure | None = None
-        with capture_to(log_path, ctx.log) as log_file, Heartbeat(store, execution_id):
+        with (
+            capture_to(os.path.join(local_log_dir, "executor.log"), ctx.log) as log_file,
+            Heartbeat(store, execution_id),
+        ):
             try:
                 cls.execute(ctx)
             except ValidationFailure as e:  # named where its outputs will be, not the staging dir
@@ -291,16 +298,19 @@ def _execute(
                 log_file.write(traceback.format_exc())
                 raise
         executor_seconds = time.perf_counter() - exec_started
-        for k, a in outputs.items():
-            os.makedirs(os.path.dirname(final_uris[k]), exist_ok=True)
-            os.rename(a.uri, final_uris[k])
-            published.append(final_uris[k])
-            a.uri = final_uris[k]
+        with Heartbeat(store, execution_id):  # an upload to a bucket may outlast a lease
+            for k, a in outputs.items():
+                artifact_files.put_in_place(a.uri, final_uris[k])
+                a.uri = final_uris[k]
+            if local_log_dir != log_dir:
+                artifact_files.put_in_place(local_log_dir, log_dir)
         final = {LOG_PATH: log_path, **({ERROR: str(verdict)[:4000]} if verdict else {})}
         store.publish_execution(execution, contexts, outputs, final, failed=verdict is not None)
     except BaseException as e:
-        for uri in published:
-            shutil.rmtree(uri, ignore_errors=True)
+        for uri in final_uris.values():  # PENDING outputs: nothing reads them, whatever got written
+            artifact_files.remove(uri)
+        if local_log_dir != log_dir and os.path.isdir(local_log_dir):
+            artifact_files.put_in_place(local_log_dir, log_dir)
         for k, a in outputs.items():
             a.uri = final_uris[k]
         try:
@@ -326,6 +336,19 @@ def _execute(
         log_path,
         properties[CACHE_MISS],
     )
+
+
+def _readable(inputs: dict[str, list[Artifact]]) -> dict[str, list[Artifact]]:
+    """The inputs as the executor sees them: artifacts in a bucket point at local copies."""
+    readable = {}
+    for key, artifacts in inputs.items():
+        readable[key] = []
+        for artifact in artifacts:
+            if is_remote(artifact.uri):
+                artifact = copy.copy(artifact)
+                artifact.uri = artifact_files.readable_path(artifact.uri)
+            readable[key].append(artifact)
+    return readable
 
 
 def _with_final_uris(message: str, staged: dict[str, Artifact], final_uris: dict[str, str]) -> str:
@@ -355,9 +378,10 @@ def _clean_up_dead_executions(store: MetadataStore, contexts: Contexts, root: st
             continue
         outputs = store.output_artifacts(execution.id)
         artifacts = [a for arts in outputs.values() for a in arts]
-        for key in outputs:  # a kill between rename and publish can leave final dirs behind
-            shutil.rmtree(os.path.join(root, node_id, key, str(execution.id)), ignore_errors=True)
-        shutil.rmtree(os.path.join(root, node_id, ".staging", str(execution.id)), ignore_errors=True)
+        for key in outputs:  # a kill between rename (or upload) and publish leaves final files behind
+            artifact_files.remove(join(root, node_id, key, str(execution.id)))
+        if not is_remote(root):  # on a bucket, staging was on the dead worker's own disk
+            shutil.rmtree(os.path.join(root, node_id, ".staging", str(execution.id)), ignore_errors=True)
         store.mark_artifacts(artifacts, ABANDONED)
         store.mark_execution_failed(execution, reason)
         log.warning(

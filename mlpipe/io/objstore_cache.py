@@ -1,0 +1,57 @@
+"""A local copy of each artifact tree on object storage, downloaded once per machine and reused.
+
+TF, TFDV, TFT, TFMA and the pinned Beam read local files (TF 2.16 has no ``s3://`` filesystem of its
+own), so a node whose inputs are in a bucket reads local copies. A LIVE artifact never changes (it
+lives under its producing execution's own prefix and is written before MLMD publishes it), so its
+URI is a sufficient cache key: the copy is made once, by whichever process gets there first (into a
+hidden sibling, then renamed), and every later node on the machine reuses it.
+
+``MLPIPE_OBJSTORE_CACHE`` sets the directory (default ``~/.cache/mlpipe/objstore``); deleting it is
+always safe between runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+
+from mlpipe.io.objstore import download_tree
+
+log = logging.getLogger("mlpipe.objstore")
+
+
+def cache_root() -> str:
+    return os.environ.get("MLPIPE_OBJSTORE_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "mlpipe", "objstore"
+    )
+
+
+def localize_tree(uri: str) -> str:
+    """A local directory holding the objects under ``uri/``; downloaded only on first use."""
+    root = cache_root()
+    target = os.path.join(root, "trees", hashlib.sha256(uri.encode()).hexdigest()[:32])
+    if os.path.isdir(target):
+        return target
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    partial = tempfile.mkdtemp(prefix=".partial-", dir=os.path.dirname(target))
+    try:
+        found = download_tree(uri, partial)
+        try:
+            os.rename(partial, target)
+        except OSError:  # another process finished the same copy first: theirs is as good
+            if not os.path.isdir(target):
+                raise
+        log.info("downloaded %s (%d objects) to %s", uri, len(found), target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def scratch_dir(prefix: str) -> str:
+    """A new private local directory under the cache root, for a node's outputs before upload."""
+    root = os.path.join(cache_root(), "scratch")
+    os.makedirs(root, exist_ok=True)
+    return tempfile.mkdtemp(prefix=prefix, dir=root)
