@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 
+from mlpipe.errors import DataError
 from mlpipe.io.objstore import download_tree
 
 log = logging.getLogger("mlpipe.objstore")
@@ -39,6 +40,11 @@ def localize_tree(uri: str) -> str:
     partial = tempfile.mkdtemp(prefix=".partial-", dir=os.path.dirname(target))
     try:
         found = download_tree(uri, partial)
+        if not found:  # a LIVE artifact always has an object (mlpipe.io.artifact_files.EMPTY_MARKER)
+            raise DataError(
+                f"{uri} holds no objects: its files were deleted from the bucket after it was published; "
+                f"rerun its producer node with caching off (mlpipe run ... --no-cache) to make it again"
+            )
         try:
             os.rename(partial, target)
         except OSError:  # another process finished the same copy first: theirs is as good

@@ -32,7 +32,7 @@ import mlpipe
 from mlpipe.dsl.annotations import FunctionPath, ModuleFile
 from mlpipe.dsl.component import Component, FunctionComponent
 from mlpipe.errors import DefinitionError
-from mlpipe.io import artifact_files
+from mlpipe.io.uris import is_remote
 from mlpipe.ir import NodeIR
 from mlpipe.metadata.store import CACHE_KEY, CACHE_KEY_PARTS, CACHED_FROM, MetadataStore, execution_property
 from mlpipe.orchestration.code_digest import (
@@ -377,7 +377,8 @@ def find_cached_outputs(
             return execution.id, outputs
         if mark_deleted:
             store.mark_artifacts(
-                [a for a in artifacts if a.state == LIVE and not artifact_files.exists(a.uri)], "DELETED"
+                [a for a in artifacts if a.state == LIVE and not (is_remote(a.uri) or os.path.exists(a.uri))],
+                "DELETED",
             )
     return None
 

@@ -19,6 +19,7 @@ same on all of them. Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -257,7 +258,10 @@ def _execute(
     local_log_dir = os.path.join(staging, ".system") if is_remote(node_dir) else log_dir
     log_path = join(log_dir, "executor.log")
     final_uris = {k: join(node_dir, k, str(execution_id)) for k in node.outputs}
+    heartbeat = contextlib.ExitStack()
     try:
+        # the lease is renewed from here to the publish: downloads and uploads are work too
+        heartbeat.enter_context(Heartbeat(store, execution_id))
         for uri in final_uris.values():
             if artifact_files.exists(uri):
                 raise MetadataError(
@@ -285,10 +289,7 @@ def _execute(
         os.makedirs(ctx.tmp_dir, exist_ok=True)
         exec_started = time.perf_counter()
         verdict: ValidationFailure | None = None
-        with (
-            capture_to(os.path.join(local_log_dir, "executor.log"), ctx.log) as log_file,
-            Heartbeat(store, execution_id),
-        ):
+        with capture_to(os.path.join(local_log_dir, "executor.log"), ctx.log) as log_file:
             try:
                 cls.execute(ctx)
             except ValidationFailure as e:  # named where its outputs will be, not the staging dir
@@ -298,15 +299,16 @@ def _execute(
                 log_file.write(traceback.format_exc())
                 raise
         executor_seconds = time.perf_counter() - exec_started
-        with Heartbeat(store, execution_id):  # an upload to a bucket may outlast a lease
-            for k, a in outputs.items():
-                artifact_files.put_in_place(a.uri, final_uris[k])
-                a.uri = final_uris[k]
-            if local_log_dir != log_dir:
-                artifact_files.put_in_place(local_log_dir, log_dir)
+        for k, a in outputs.items():
+            artifact_files.put_in_place(a.uri, final_uris[k])
+            a.uri = final_uris[k]
+        if local_log_dir != log_dir:
+            artifact_files.put_in_place(local_log_dir, log_dir)
+        heartbeat.close()
         final = {LOG_PATH: log_path, **({ERROR: str(verdict)[:4000]} if verdict else {})}
         store.publish_execution(execution, contexts, outputs, final, failed=verdict is not None)
     except BaseException as e:
+        heartbeat.close()
         for uri in final_uris.values():  # PENDING outputs: nothing reads them, whatever got written
             artifact_files.remove(uri)
         if local_log_dir != log_dir and os.path.isdir(local_log_dir):
@@ -359,6 +361,8 @@ def _with_final_uris(message: str, staged: dict[str, Artifact], final_uris: dict
 
 def _remove_staging(staging: str) -> None:
     shutil.rmtree(staging, ignore_errors=True)
+    if os.path.basename(os.path.dirname(staging)) != ".staging":
+        return  # a bucket's scratch dir: its parent is shared by every launcher on the machine
     try:
         os.rmdir(os.path.dirname(staging))  # the node's .staging dir, once no execution uses it
     except OSError:
