@@ -1,6 +1,6 @@
 """Native remote reads vs localize-then-read, for the file an ExampleGen reads from an S3 bucket.
 
-Starts the test S3 server (moto, tests/support/s3_server.py) on 127.0.0.1, uploads the bundled taxi
+Starts the test S3 server (moto, tests/support/object_stores.py) on 127.0.0.1, uploads the bundled taxi
 CSV ``--copies`` times into one object, and times reading it into an Arrow table:
 
 * ``native_pyarrow_s3``: pyarrow's own S3 filesystem streams the object into the CSV reader;
@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.s3_server import start_s3_server  # noqa: E402
+from tests.support.object_stores import start_s3_server  # noqa: E402
 
 
 def _best(fn, repeat: int) -> float:

@@ -20,7 +20,7 @@ from mlpipe.metadata.queries import list_runs, run_executions
 from mlpipe.metadata.store import MetadataStore
 from tests.objstore import oracle
 from tests.objstore.bucket_pipeline import expected_model_files
-from tests.support.s3_server import SECRET_KEY
+from tests.support.object_stores import SECRET_KEY
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE = str(Path(__file__).with_name("bucket_pipeline.py"))
