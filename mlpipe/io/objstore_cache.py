@@ -19,7 +19,7 @@ import shutil
 import tempfile
 
 from mlpipe.errors import DataError
-from mlpipe.io.objstore import download_tree
+from mlpipe.io.objstore import download_tree, local_copies
 
 log = logging.getLogger("mlpipe.objstore")
 
@@ -54,6 +54,28 @@ def localize_tree(uri: str) -> str:
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return target
+
+
+def localize_file(uri: str) -> str:
+    """A local copy of one object (a module file), named as in the bucket; fetched on every call,
+    because unlike an artifact it may change, and kept under its content's hash."""
+    root = cache_root()
+    os.makedirs(os.path.join(root, "files"), exist_ok=True)
+    partial = tempfile.mkdtemp(prefix=".partial-", dir=os.path.join(root, "files"))
+    try:
+        name = uri.rstrip("/").rsplit("/", 1)[-1]
+        [[fetched]] = local_copies({"file": [uri]}, partial).values()
+        with open(fetched, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:32]
+        target = os.path.join(root, "files", digest, name)
+        if not os.path.isfile(target):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(fetched, target)
+        return target
+    except FileNotFoundError:
+        raise DataError(f"{uri} does not exist; upload it or fix the path") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def scratch_dir(prefix: str) -> str:

@@ -87,7 +87,12 @@ def _fingerprint(cls: type[Component]) -> str:
 
 
 def module_file_path(node_id: str, name: str, value: str) -> str:
-    """A ModuleFile value is a path or an importable module name; return the file it denotes."""
+    """A ModuleFile value is a path, a bucket URI or an importable module name; return the (local)
+    file it denotes."""
+    if is_remote(value):
+        from mlpipe.io.objstore_cache import localize_file
+
+        return localize_file(value)
     if os.path.isfile(value):
         return os.path.abspath(value)
     if not value.endswith(".py"):

@@ -57,7 +57,7 @@ from mlpipe.metadata.store import (
     MetadataStore,
     execution_property,
 )
-from mlpipe.orchestration.cache import cache_key, cache_miss_reason, find_cached_outputs
+from mlpipe.orchestration.cache import cache_key, cache_miss_reason, find_cached_outputs, module_file_paths
 from mlpipe.orchestration.component_loader import load_component_class
 from mlpipe.orchestration.conditions import unmet_condition
 from mlpipe.orchestration.execution_log import capture_to, tell_user
@@ -279,7 +279,7 @@ def _execute(
             execution_id=execution_id,
             inputs=_readable(inputs),
             outputs=outputs,
-            parameters=dict(node.parameters),
+            parameters=_readable_parameters(cls, node),
             tmp_dir=os.path.join(staging, ".tmp"),
             beam_pipeline_args=list(ir.beam_pipeline_args),
             log=logging.getLogger(f"mlpipe.executor.{node.id}"),
@@ -351,6 +351,15 @@ def _readable(inputs: dict[str, list[Artifact]]) -> dict[str, list[Artifact]]:
                 artifact.uri = artifact_files.readable_path(artifact.uri)
             readable[key].append(artifact)
     return readable
+
+
+def _readable_parameters(cls: type[Component], node: NodeIR) -> dict[str, Any]:
+    """The parameters as the executor sees them: a module file in a bucket is a local copy."""
+    parameters = dict(node.parameters)
+    for name, path in module_file_paths(cls, node).items():
+        if is_remote(str(parameters[name])):
+            parameters[name] = path
+    return parameters
 
 
 def _with_final_uris(message: str, staged: dict[str, Artifact], final_uris: dict[str, str]) -> str:
