@@ -113,3 +113,13 @@ def test_mlpipe_run_with_an_unknown_scheme_fails_and_writes_nothing_locally(tmp_
     assert "'hdfs://nn/root'" in done.stderr
     assert "Traceback" not in done.stderr
     assert sorted(os.listdir(tmp_path)) == ["bucket_pipeline.py"]
+
+
+def test_an_approval_mailbox_in_a_bucket_is_refused_not_made_locally(tmp_path, monkeypatch):
+    from mlpipe.errors import DataError
+    from mlpipe.io.approvals import mailbox
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match="must be local"):
+        mailbox("s3://b/root/Approval", 3)
+    assert not os.listdir(tmp_path)

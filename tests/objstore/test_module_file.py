@@ -51,3 +51,21 @@ def test_a_module_file_in_a_bucket_is_run_and_its_changes_invalidate_the_cache(t
     values = [2.0 * i for i in range(5)]  # ingest(n=5) scaled by 2
     assert totals == [sum(v + 1 for v in values), sum(v * 10 for v in values)]
     assert (tmp_path / "calls.log").read_text().split().count("apply_module") == 2
+
+
+def test_import_schema_gen_reads_a_schema_file_in_a_bucket(tmp_path, bucket):
+    from mlpipe import Pipeline
+    from mlpipe.components.schema_gen import ImportSchemaGen
+    from mlpipe.orchestration.local import LocalDagRunner
+
+    text = (REPO / "pipelines" / "schema" / "schema.pbtxt").read_text()
+    _put(f"{bucket}/schemas/schema.pbtxt", text.encode())
+    node = ImportSchemaGen(schema_file=f"{bucket}/schemas/schema.pbtxt")
+    pipeline = Pipeline("schema", str(tmp_path / "root"), [node], metadata=sqlite(tmp_path / "m.sqlite"))
+    result = LocalDagRunner(progress=False).run(pipeline)
+    [schema] = result.results[node.id].outputs["schema"]
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    written = text_format.Parse(open(os.path.join(schema.uri, "schema.pbtxt")).read(), schema_pb2.Schema())
+    assert written == text_format.Parse(text, schema_pb2.Schema())
