@@ -14,11 +14,12 @@ and TFMA read through ``tf.io.gfile``, which has no ``s3://`` filesystem without
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 
 from mlpipe.io.objstore import delete_tree, list_objects, upload_tree
-from mlpipe.io.objstore_cache import localize_tree, scratch_dir
+from mlpipe.io.objstore_cache import localize_tree, scratch_dir, scratch_root
 from mlpipe.io.uris import is_remote
 
 EMPTY_MARKER = ".mlpipe-empty"  # the one object of an artifact that has no files (e.g. a model not pushed)
@@ -42,6 +43,19 @@ def staging_dir(node_dir: str, execution_id: int) -> str:
     if is_remote(node_dir):
         return scratch_dir(f"{os.path.basename(node_dir)}-{execution_id}-")
     return os.path.join(node_dir, ".staging", str(execution_id))
+
+
+def remove_staging(node_dir: str, execution_id: int) -> None:
+    """Remove a dead execution's staging directory: beside the root, or (bucket) in this machine's
+    scratch area; a worker on another machine took its scratch copy with it."""
+    if is_remote(node_dir):
+        pattern = os.path.join(
+            glob.escape(scratch_root()), f"{glob.escape(os.path.basename(node_dir))}-{execution_id}-*"
+        )
+        for path in glob.glob(pattern):
+            shutil.rmtree(path, ignore_errors=True)
+    else:
+        shutil.rmtree(os.path.join(node_dir, ".staging", str(execution_id)), ignore_errors=True)
 
 
 def put_in_place(local_dir: str, uri: str) -> None:

@@ -78,8 +78,12 @@ def localize_file(uri: str) -> str:
         shutil.rmtree(partial, ignore_errors=True)
 
 
+def scratch_root() -> str:
+    return os.path.join(cache_root(), "scratch")
+
+
 def scratch_dir(prefix: str) -> str:
     """A new private local directory under the cache root, for a node's outputs before upload."""
-    root = os.path.join(cache_root(), "scratch")
+    root = scratch_root()
     os.makedirs(root, exist_ok=True)
     return tempfile.mkdtemp(prefix=prefix, dir=root)

@@ -22,7 +22,7 @@ def _split(uri: str) -> tuple[str, str]:
 
 class GcsStore:
     def __init__(self) -> None:
-        from google.cloud import storage
+        from google.cloud import storage  # type: ignore[attr-defined]  # a namespace package mypy misreads
 
         if os.environ.get("STORAGE_EMULATOR_HOST"):
             self._client: Any = storage.Client.create_anonymous_client()

@@ -342,7 +342,7 @@ def _execute(
 
 def _readable(inputs: dict[str, list[Artifact]]) -> dict[str, list[Artifact]]:
     """The inputs as the executor sees them: artifacts in a bucket point at local copies."""
-    readable = {}
+    readable: dict[str, list[Artifact]] = {}
     for key, artifacts in inputs.items():
         readable[key] = []
         for artifact in artifacts:
@@ -393,8 +393,7 @@ def _clean_up_dead_executions(store: MetadataStore, contexts: Contexts, root: st
         artifacts = [a for arts in outputs.values() for a in arts]
         for key in outputs:  # a kill between rename (or upload) and publish leaves final files behind
             artifact_files.remove(join(root, node_id, key, str(execution.id)))
-        if not is_remote(root):  # on a bucket, staging was on the dead worker's own disk
-            shutil.rmtree(os.path.join(root, node_id, ".staging", str(execution.id)), ignore_errors=True)
+        artifact_files.remove_staging(join(root, node_id), execution.id)
         store.mark_artifacts(artifacts, ABANDONED)
         store.mark_execution_failed(execution, reason)
         log.warning(

@@ -134,6 +134,8 @@ def test_kill_9_while_uploading_then_rerun(tmp_path, bucket, mariadb_config):
     assert 0 < len(partial) < files + 1  # caught mid-upload: some objects, not all
     assert _assert_live_artifacts_whole(store, files) == 1  # only rows' output is LIVE
     assert not _versions(bucket)
+    scratch = tmp_path / "objstore-cache" / "scratch"
+    assert list(scratch.glob(f"train-{killed.id}-*"))  # its local staging, on this "host"
     store.close()
 
     rerun = _run(env, tmp_path)
@@ -142,6 +144,7 @@ def test_kill_9_while_uploading_then_rerun(tmp_path, bucket, mariadb_config):
     [taken_over] = store.db.mlmd.get_executions_by_id([killed.id])
     assert taken_over.last_known_state == pb.Execution.FAILED
     assert not oracle.keys(f"{bucket}/root/train/model/{killed.id}")  # the dead writer's prefix is gone
+    assert not list(scratch.glob(f"train-{killed.id}-*"))
     [train] = [
         e
         for r in list_runs(store)
