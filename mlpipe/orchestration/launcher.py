@@ -5,7 +5,9 @@ same on all of them. Guarantees:
 
 * Nothing half-written is visible: executors write into ``<root>/<node>/.staging/<execution_id>``;
   on success each output is renamed to ``<root>/<node>/<key>/<execution_id>`` and, in one MLMD
-  transaction, the artifacts become LIVE and the execution COMPLETE.
+  transaction, the artifacts become LIVE and the execution COMPLETE. With the root in a bucket
+  the executor reads local copies of its inputs and writes to local scratch, and the outputs are
+  uploaded to the same per-execution prefixes before that transaction (:mod:`mlpipe.io.artifact_files`).
 * On failure the execution is FAILED, its artifacts ABANDONED, its directories removed, and a
   ComponentError names the node, the cause and the log file.
 * A process killed mid-execution leaves a RUNNING execution whose PENDING artifacts no query
@@ -258,6 +260,7 @@ def _execute(
     local_log_dir = os.path.join(staging, ".system") if is_remote(node_dir) else log_dir
     log_path = join(log_dir, "executor.log")
     final_uris = {k: join(node_dir, k, str(execution_id)) for k in node.outputs}
+    placed: list[str] = []  # final locations this execution began to write
     heartbeat = contextlib.ExitStack()
     try:
         # the lease is renewed from here to the publish: downloads and uploads are work too
@@ -300,6 +303,7 @@ def _execute(
                 raise
         executor_seconds = time.perf_counter() - exec_started
         for k, a in outputs.items():
+            placed.append(final_uris[k])
             artifact_files.put_in_place(a.uri, final_uris[k])
             a.uri = final_uris[k]
         if local_log_dir != log_dir:
@@ -309,10 +313,13 @@ def _execute(
         store.publish_execution(execution, contexts, outputs, final, failed=verdict is not None)
     except BaseException as e:
         heartbeat.close()
-        for uri in final_uris.values():  # PENDING outputs: nothing reads them, whatever got written
+        for uri in placed:  # PENDING outputs: nothing reads them, however much got written
             artifact_files.remove(uri)
         if local_log_dir != log_dir and os.path.isdir(local_log_dir):
-            artifact_files.put_in_place(local_log_dir, log_dir)
+            try:
+                artifact_files.put_in_place(local_log_dir, log_dir)
+            except Exception:  # the bucket may be what failed: the error below still names the node
+                log.warning("node %s: could not upload its log to %s", node.id, log_dir, exc_info=True)
         for k, a in outputs.items():
             a.uri = final_uris[k]
         try:
