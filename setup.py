@@ -21,6 +21,7 @@ CORE = [
     "isal",  # gzip level 1 at ~4x zlib's speed for ExampleGen's TFRecords
     "werkzeug",  # mlpipe ui
     "jinja2",  # mlpipe ui
+    "s3fs",  # s3:// artifacts (gs:// uses google-cloud-storage, which Beam's GCP extras pin)
 ]
 
 setup(

@@ -27,6 +27,8 @@ from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, ParameterSpec
 from mlpipe.errors import DataError, DefinitionError, MlpipeError
 from mlpipe.io.input_patterns import ResolvedInput, check_input_config, resolve_input
+from mlpipe.io.objstore import local_copies
+from mlpipe.io.uris import location
 from mlpipe.types.standard import Examples
 
 if TYPE_CHECKING:
@@ -164,6 +166,7 @@ class FileBasedExampleGen(BaseExampleGen):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
+        location(self.parameters["input_base"], f"{self.id}: input_base")  # an unknown scheme fails here
         splits = check_input_config(
             self.parameters["input_config"], self.parameters["range_config"], self.DEFAULT_PATTERN
         )
@@ -178,7 +181,7 @@ class FileBasedExampleGen(BaseExampleGen):
         params = ctx.parameters
         splits = check_input_config(params["input_config"], params["range_config"], cls.DEFAULT_PATTERN)
         resolved = resolve_input(params["input_base"], splits, params["range_config"])
-        write_splits(ctx, cls.read_split_files(resolved.files))
+        write_splits(ctx, cls.read_split_files(local_copies(resolved.files, ctx.tmp_dir)))
         record_input(ctx, resolved)
 
     @classmethod

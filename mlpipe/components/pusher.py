@@ -28,9 +28,9 @@ from typing import Any
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
-from mlpipe.errors import DefinitionError
+from mlpipe.errors import DefinitionError, ServingError
 from mlpipe.io.processes import process_alive
-from mlpipe.io.uris import local_path
+from mlpipe.io.uris import is_remote, join, location
 from mlpipe.types.artifact import Artifact
 from mlpipe.types.standard import InfraBlessing, Model, ModelBlessing, PushedModel
 
@@ -63,8 +63,13 @@ class Pusher(Component):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        base_directory(self.id, self.parameters["push_destination"])
+        base = base_directory(self.id, self.parameters["push_destination"])
         label = self.parameters["version_label"]
+        if (label or self.parameters["promote"]) and is_remote(base):
+            raise DefinitionError(
+                f"{self.id}: version labels live in a models.config beside a local serving directory; "
+                f"labelled pushes and promote=True to a bucket ({base}) are not supported yet"
+            )
         if label and self.parameters["promote"]:
             raise DefinitionError(
                 f"{self.id}: promote=True moves 'stable' to the live canary and publishes nothing; drop version_label"
@@ -101,7 +106,7 @@ class Pusher(Component):
         remove_stale_staging(base, ctx.log)
         version = max(int(time.time()), max(list_versions(base), default=0) + 1)
         version = _publish(model.uri, base, version)
-        destination = os.path.join(base, str(version))
+        destination = join(base, str(version))
         pushed.set_custom_property("pushed", 1)
         pushed.set_custom_property("pushed_destination", destination)
         pushed.set_custom_property("pushed_version", str(version))
@@ -141,7 +146,7 @@ def base_directory(node_id: str, push_destination: dict[str, Any]) -> str:
             f"{node_id}: push_destination must be {{'filesystem': {{'base_directory': '/path/to/serving/model'}}}}, "
             f"got {push_destination!r}"
         )
-    return local_path(directory, f"{node_id}: push_destination base_directory")
+    return location(directory, f"{node_id}: push_destination base_directory")
 
 
 def _publish(model_uri: str, base: str, version: int) -> int:
@@ -152,8 +157,13 @@ def _publish(model_uri: str, base: str, version: int) -> int:
 
     lite = tflite_file(model_uri)
     if lite is not None:
+        if is_remote(base):
+            raise ServingError(
+                f"{base}: pushing a .tflite model to a bucket is not supported yet; give the Pusher a local "
+                "base_directory for TFLite models"
+            )
         return publish_tflite_version(lite, base, version)
-    return publish_version(os.path.join(model_uri, SERVING_MODEL_DIR), base, version)
+    return publish_version(os.path.join(model_uri, SERVING_MODEL_DIR), base, version, first_free=True)
 
 
 def _reason_not_to_push(

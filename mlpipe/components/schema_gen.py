@@ -14,6 +14,8 @@ from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, ParameterSpec
 from mlpipe.errors import DataError
+from mlpipe.io.objstore_cache import localize_file
+from mlpipe.io.uris import is_remote
 from mlpipe.types.standard import ExampleStatistics, Schema
 
 SCHEMA_FILE = "schema.pbtxt"
@@ -68,6 +70,8 @@ class ImportSchemaGen(Component):
         from tensorflow_metadata.proto.v0 import schema_pb2
 
         path = ctx.parameters["schema_file"]
+        if is_remote(path):
+            path = localize_file(path)
         if not os.path.isfile(path):
             raise DataError(f"schema_file {path!r} does not exist; pass the path of a schema.pbtxt")
         try:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from mlpipe.dsl.component import Component, FunctionComponent
 from mlpipe.dsl.condition import condition_producers
 from mlpipe.errors import DefinitionError
-from mlpipe.io.uris import local_path
+from mlpipe.io.uris import is_remote, location
 from mlpipe.ir import InputIR, NodeIR, PipelineIR
 from mlpipe.metadata.config import MetadataConfig, default_for_root
 from mlpipe.types.registry import type_ref
@@ -44,7 +44,13 @@ class Pipeline:
                 f"starting with a letter or digit (e.g. 'taxi_pipeline')"
             )
         self.name = name
-        self.root = os.path.abspath(local_path(root, f"pipeline '{name}': root"))
+        self.root = location(root, f"pipeline '{name}': root")
+        if metadata is None and is_remote(self.root):
+            raise DefinitionError(
+                f"pipeline '{name}': root {self.root!r} is in a bucket, where no SQLite file can live; "
+                f"give metadata=mlpipe.metadata.mysql(...) (one store for every worker) or "
+                f"mlpipe.metadata.sqlite('/local/path/metadata.sqlite')"
+            )
         self.metadata = metadata if metadata is not None else default_for_root(self.root)
         if not isinstance(self.metadata, MetadataConfig):
             raise DefinitionError(

@@ -16,6 +16,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mlpipe.errors import DataError
+from mlpipe.io.uris import is_remote
+
 REQUEST_FILE = "request.json"
 DECISION_FILE = "decision.json"
 APPROVED, REJECTED, TIMED_OUT, NOT_BLESSED = (
@@ -60,6 +63,11 @@ class ApprovalDecision:
 
 
 def mailbox(node_dir: str, model_id: int) -> str:
+    if is_remote(node_dir):  # os.path on a URI would make a local folder named 's3:'
+        raise DataError(
+            f"{node_dir}: an Approval keeps its mailbox under its node's directory, which must be local; "
+            f"a pipeline whose root is in a bucket cannot use the Approval component yet"
+        )
     return os.path.join(node_dir, ".approvals", f"model-{model_id}")
 
 

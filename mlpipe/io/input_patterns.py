@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlpipe.errors import DataError, DefinitionError
+from mlpipe.io.objstore import list_children, list_objects
+from mlpipe.io.uris import is_remote, join
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _DATE_PARTS = ("YYYY", "MM", "DD")
@@ -166,7 +168,7 @@ def resolve_input(
     input_base: str, splits: list[SplitPattern], range_config: dict[str, Any] | None
 ) -> ResolvedInput:
     """Match the patterns against the files under ``input_base`` and pick the span(s) and version."""
-    if not os.path.isdir(input_base):
+    if not is_remote(input_base) and not os.path.isdir(input_base):
         raise DataError(
             f"input_base {input_base!r} is not a directory; pass the folder holding the input files"
         )
@@ -234,10 +236,10 @@ def _matches(input_base: str, split: SplitPattern) -> list[tuple[str, int, int]]
     wildcard = _PLACEHOLDER.sub("*", split.pattern)
     regex = re.compile(_pattern_regex(split.pattern))
     found = []
-    for path in glob.glob(os.path.join(glob.escape(input_base), wildcard)):
-        if not os.path.isfile(path) or os.path.basename(path).startswith("."):
+    for path, relative in _files(input_base, wildcard):
+        if relative.rsplit("/", 1)[-1].startswith("."):
             continue
-        match = regex.fullmatch(os.path.relpath(path, input_base).replace(os.sep, "/"))
+        match = regex.fullmatch(relative)
         if match is None:  # the glob's '*' accepted non-digits where a placeholder stands
             continue
         values = match.groupdict()
@@ -248,6 +250,18 @@ def _matches(input_base: str, split: SplitPattern) -> list[tuple[str, int, int]]
             span = int(values.get("SPAN") or 0)
         found.append((path, span, version))
     return found
+
+
+def _files(input_base: str, wildcard: str) -> list[tuple[str, str]]:
+    """(path or URI, path relative to input_base with '/') of the files a pattern may match.
+
+    On object storage there is no glob: every object under the prefix is a candidate, and the
+    pattern's regex alone decides.
+    """
+    if is_remote(input_base):
+        return [(join(input_base, o.key), o.key) for o in list_objects(input_base)]
+    paths = glob.glob(os.path.join(glob.escape(input_base), wildcard))
+    return [(p, os.path.relpath(p, input_base).replace(os.sep, "/")) for p in paths if os.path.isfile(p)]
 
 
 def _pattern_regex(pattern: str) -> str:
@@ -295,7 +309,7 @@ def _date_span(path: str, values: dict[str, str]) -> int:
 
 def _no_match(input_base: str, split: SplitPattern) -> DataError:
     try:
-        entries = sorted(os.listdir(input_base))
+        entries = sorted(list_children(input_base) if is_remote(input_base) else os.listdir(input_base))
     except OSError:
         entries = []
     shown = ", ".join(entries[:10]) + (f", ... ({len(entries)} entries)" if len(entries) > 10 else "")

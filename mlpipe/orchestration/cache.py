@@ -32,6 +32,7 @@ import mlpipe
 from mlpipe.dsl.annotations import FunctionPath, ModuleFile
 from mlpipe.dsl.component import Component, FunctionComponent
 from mlpipe.errors import DefinitionError
+from mlpipe.io.uris import is_remote
 from mlpipe.ir import NodeIR
 from mlpipe.metadata.store import CACHE_KEY, CACHE_KEY_PARTS, CACHED_FROM, MetadataStore, execution_property
 from mlpipe.orchestration.code_digest import (
@@ -86,7 +87,12 @@ def _fingerprint(cls: type[Component]) -> str:
 
 
 def module_file_path(node_id: str, name: str, value: str) -> str:
-    """A ModuleFile value is a path or an importable module name; return the file it denotes."""
+    """A ModuleFile value is a path, a bucket URI or an importable module name; return the (local)
+    file it denotes."""
+    if is_remote(value):
+        from mlpipe.io.objstore_cache import localize_file
+
+        return localize_file(value)
     if os.path.isfile(value):
         return os.path.abspath(value)
     if not value.endswith(".py"):
@@ -382,7 +388,8 @@ def find_cached_outputs(
             return execution.id, outputs
         if mark_deleted:
             store.mark_artifacts(
-                [a for a in artifacts if a.state == LIVE and not os.path.exists(a.uri)], "DELETED"
+                [a for a in artifacts if a.state == LIVE and not (is_remote(a.uri) or os.path.exists(a.uri))],
+                "DELETED",
             )
     return None
 

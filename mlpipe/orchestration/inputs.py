@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlpipe.errors import ComponentError
+from mlpipe.io.uris import is_remote
 from mlpipe.ir import NodeIR, PipelineIR
 from mlpipe.metadata.store import NODE, RUN_ID, SKIP_REASON, MetadataStore, execution_property
 from mlpipe.types.artifact import LIVE, Artifact
@@ -61,7 +62,10 @@ def producer_executions(store: MetadataStore, ir: PipelineIR, producer: str, run
 
 
 def artifacts_available(artifacts: list[Artifact]) -> bool:
-    return all(a.state == LIVE and os.path.exists(a.uri) for a in artifacts)
+    """LIVE, and (on a local root) still on disk. In a bucket the MLMD state is trusted: this runs
+    under the store's lock, where a listing per artifact would stall every other launcher (and their
+    lease renewals); a LIVE artifact whose objects were deleted fails when a node localizes it."""
+    return all(a.state == LIVE and (is_remote(a.uri) or os.path.exists(a.uri)) for a in artifacts)
 
 
 def resolve_inputs(

@@ -5,7 +5,9 @@ same on all of them. Guarantees:
 
 * Nothing half-written is visible: executors write into ``<root>/<node>/.staging/<execution_id>``;
   on success each output is renamed to ``<root>/<node>/<key>/<execution_id>`` and, in one MLMD
-  transaction, the artifacts become LIVE and the execution COMPLETE.
+  transaction, the artifacts become LIVE and the execution COMPLETE. With the root in a bucket
+  the executor reads local copies of its inputs and writes to local scratch, and the outputs are
+  uploaded to the same per-execution prefixes before that transaction (:mod:`mlpipe.io.artifact_files`).
 * On failure the execution is FAILED, its artifacts ABANDONED, its directories removed, and a
   ComponentError names the node, the cause and the log file.
 * A process killed mid-execution leaves a RUNNING execution whose PENDING artifacts no query
@@ -19,6 +21,8 @@ same on all of them. Guarantees:
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
 import os
 import shutil
@@ -32,6 +36,8 @@ from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.resolver import Resolver
 from mlpipe.errors import ComponentError, MetadataError, ValidationFailure
+from mlpipe.io import artifact_files
+from mlpipe.io.uris import is_remote, join
 from mlpipe.ir import NodeIR, PipelineIR
 from mlpipe.metadata.config import MetadataConfig, from_environment
 from mlpipe.metadata.store import (
@@ -53,7 +59,7 @@ from mlpipe.metadata.store import (
     MetadataStore,
     execution_property,
 )
-from mlpipe.orchestration.cache import cache_key, cache_miss_reason, find_cached_outputs
+from mlpipe.orchestration.cache import cache_key, cache_miss_reason, find_cached_outputs, module_file_paths
 from mlpipe.orchestration.component_loader import load_component_class
 from mlpipe.orchestration.conditions import unmet_condition
 from mlpipe.orchestration.execution_log import capture_to, tell_user
@@ -178,7 +184,7 @@ def _start(
 ) -> tuple[Any, dict[str, Artifact]]:  # fmt: skip
     """Records the execution RUNNING, with a lease, and its outputs PENDING."""
     outputs = {k: resolve_type(t)() for k, t in node.outputs.items()}
-    recorded = {**properties, NODE_DIR: os.path.join(ir.root, node.id), LEASE_UNTIL: lease_end()}
+    recorded = {**properties, NODE_DIR: join(ir.root, node.id), LEASE_UNTIL: lease_end()}
     return store.start_execution(type_name, contexts, inputs, outputs, recorded), outputs
 
 
@@ -246,21 +252,26 @@ def _execute(
     started: float,
 ) -> NodeResult:  # fmt: skip
     node = ir.node(node_id)
-    node_dir = os.path.join(ir.root, node.id)
+    node_dir = join(ir.root, node.id)
     execution_id = execution.id
-    staging = os.path.join(node_dir, ".staging", str(execution_id))
-    log_dir = os.path.join(node_dir, ".system", str(execution_id))
-    log_path = os.path.join(log_dir, "executor.log")
-    final_uris = {k: os.path.join(node_dir, k, str(execution_id)) for k in node.outputs}
-    published: list[str] = []
+    staging = artifact_files.staging_dir(node_dir, execution_id)
+    log_dir = join(node_dir, ".system", str(execution_id))
+    # on a bucket the log is written locally and uploaded with the outputs
+    local_log_dir = os.path.join(staging, ".system") if is_remote(node_dir) else log_dir
+    log_path = join(log_dir, "executor.log")
+    final_uris = {k: join(node_dir, k, str(execution_id)) for k in node.outputs}
+    placed: list[str] = []  # final locations this execution began to write
+    heartbeat = contextlib.ExitStack()
     try:
+        # the lease is renewed from here to the publish: downloads and uploads are work too
+        heartbeat.enter_context(Heartbeat(store, execution_id))
         for uri in final_uris.values():
-            if os.path.exists(uri):
+            if artifact_files.exists(uri):
                 raise MetadataError(
                     f"{uri} already exists but execution {execution_id} is new: this pipeline root was used with "
                     f"another metadata store ({store.config.describe()}); use a new root or the old store"
                 )
-        os.makedirs(log_dir, exist_ok=True)
+        os.makedirs(local_log_dir, exist_ok=True)
         for k, a in outputs.items():
             a.uri = os.path.join(staging, k)
             os.makedirs(a.uri, exist_ok=True)
@@ -269,9 +280,9 @@ def _execute(
             pipeline_name=ir.name,
             run_id=run_id,
             execution_id=execution_id,
-            inputs=inputs,
+            inputs=_readable(inputs),
             outputs=outputs,
-            parameters=dict(node.parameters),
+            parameters=_readable_parameters(cls, node),
             tmp_dir=os.path.join(staging, ".tmp"),
             beam_pipeline_args=list(ir.beam_pipeline_args),
             log=logging.getLogger(f"mlpipe.executor.{node.id}"),
@@ -281,7 +292,7 @@ def _execute(
         os.makedirs(ctx.tmp_dir, exist_ok=True)
         exec_started = time.perf_counter()
         verdict: ValidationFailure | None = None
-        with capture_to(log_path, ctx.log) as log_file, Heartbeat(store, execution_id):
+        with capture_to(os.path.join(local_log_dir, "executor.log"), ctx.log) as log_file:
             try:
                 cls.execute(ctx)
             except ValidationFailure as e:  # named where its outputs will be, not the staging dir
@@ -292,15 +303,23 @@ def _execute(
                 raise
         executor_seconds = time.perf_counter() - exec_started
         for k, a in outputs.items():
-            os.makedirs(os.path.dirname(final_uris[k]), exist_ok=True)
-            os.rename(a.uri, final_uris[k])
-            published.append(final_uris[k])
+            placed.append(final_uris[k])
+            artifact_files.put_in_place(a.uri, final_uris[k])
             a.uri = final_uris[k]
+        if local_log_dir != log_dir:
+            artifact_files.put_in_place(local_log_dir, log_dir)
+        heartbeat.close()
         final = {LOG_PATH: log_path, **({ERROR: str(verdict)[:4000]} if verdict else {})}
         store.publish_execution(execution, contexts, outputs, final, failed=verdict is not None)
     except BaseException as e:
-        for uri in published:
-            shutil.rmtree(uri, ignore_errors=True)
+        heartbeat.close()
+        for uri in placed:  # PENDING outputs: nothing reads them, however much got written
+            artifact_files.remove(uri)
+        if local_log_dir != log_dir and os.path.isdir(local_log_dir):
+            try:
+                artifact_files.put_in_place(local_log_dir, log_dir)
+            except Exception:  # the bucket may be what failed: the error below still names the node
+                log.warning("node %s: could not upload its log to %s", node.id, log_dir, exc_info=True)
         for k, a in outputs.items():
             a.uri = final_uris[k]
         try:
@@ -328,6 +347,28 @@ def _execute(
     )
 
 
+def _readable(inputs: dict[str, list[Artifact]]) -> dict[str, list[Artifact]]:
+    """The inputs as the executor sees them: artifacts in a bucket point at local copies."""
+    readable: dict[str, list[Artifact]] = {}
+    for key, artifacts in inputs.items():
+        readable[key] = []
+        for artifact in artifacts:
+            if is_remote(artifact.uri):
+                artifact = copy.copy(artifact)
+                artifact.uri = artifact_files.readable_path(artifact.uri)
+            readable[key].append(artifact)
+    return readable
+
+
+def _readable_parameters(cls: type[Component], node: NodeIR) -> dict[str, Any]:
+    """The parameters as the executor sees them: a module file in a bucket is a local copy."""
+    parameters = dict(node.parameters)
+    for name, path in module_file_paths(cls, node).items():
+        if is_remote(str(parameters[name])):
+            parameters[name] = path
+    return parameters
+
+
 def _with_final_uris(message: str, staged: dict[str, Artifact], final_uris: dict[str, str]) -> str:
     for key, artifact in staged.items():
         message = message.replace(artifact.uri, final_uris[key])
@@ -336,6 +377,8 @@ def _with_final_uris(message: str, staged: dict[str, Artifact], final_uris: dict
 
 def _remove_staging(staging: str) -> None:
     shutil.rmtree(staging, ignore_errors=True)
+    if os.path.basename(os.path.dirname(staging)) != ".staging":
+        return  # a bucket's scratch dir: its parent is shared by every launcher on the machine
     try:
         os.rmdir(os.path.dirname(staging))  # the node's .staging dir, once no execution uses it
     except OSError:
@@ -355,9 +398,9 @@ def _clean_up_dead_executions(store: MetadataStore, contexts: Contexts, root: st
             continue
         outputs = store.output_artifacts(execution.id)
         artifacts = [a for arts in outputs.values() for a in arts]
-        for key in outputs:  # a kill between rename and publish can leave final dirs behind
-            shutil.rmtree(os.path.join(root, node_id, key, str(execution.id)), ignore_errors=True)
-        shutil.rmtree(os.path.join(root, node_id, ".staging", str(execution.id)), ignore_errors=True)
+        for key in outputs:  # a kill between rename (or upload) and publish leaves final files behind
+            artifact_files.remove(join(root, node_id, key, str(execution.id)))
+        artifact_files.remove_staging(join(root, node_id), execution.id)
         store.mark_artifacts(artifacts, ABANDONED)
         store.mark_execution_failed(execution, reason)
         log.warning(

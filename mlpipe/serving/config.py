@@ -20,6 +20,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from tensorflow_serving.config.file_system_storage_path_source_pb2 import FileSystemStoragePathSourceConfig
 
 from mlpipe.errors import ServingError
+from mlpipe.io.uris import is_remote
 
 PLATFORM = "tensorflow"
 # The one log collector of the built-in server: TFRecord files of PredictionLog (open-source TF Serving
@@ -161,7 +162,7 @@ def models_to_proto(models: Sequence[ServedModel]) -> model_server_config_pb2.Mo
     for model in models:
         entry = config_list.config.add()
         entry.name = model.name
-        entry.base_path = os.path.abspath(model.base_path)
+        entry.base_path = model.base_path if is_remote(model.base_path) else os.path.abspath(model.base_path)
         entry.model_platform = PLATFORM
         policy = entry.model_version_policy
         if model.version_policy.kind == "latest":

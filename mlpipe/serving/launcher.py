@@ -18,7 +18,9 @@ import threading
 from dataclasses import dataclass
 
 from mlpipe.errors import ServingError
+from mlpipe.io.uris import is_remote
 from mlpipe.serving.config import ServedModel, read_model_config, write_model_config
+from mlpipe.serving.layout import base_path_location
 from mlpipe.serving.metrics import PROMETHEUS_PATH
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ class ServeOptions:
         if self.model_config_file is not None:
             return read_model_config(self.model_config_file)
         assert self.model_name and self.model_base_path  # __post_init__: both, or a config file
-        return [ServedModel(self.model_name, os.path.abspath(self.model_base_path))]
+        return [ServedModel(self.model_name, base_path_location(self.model_base_path))]
 
 
 def resolve_backend(requested: str) -> str:
@@ -117,7 +119,7 @@ def binary_command(options: ServeOptions, staging_dir: str) -> list[str]:
         assert options.model_base_path  # no config file: the flags name the model (checked on parsing)
         argv += [
             f"--model_name={options.model_name}",
-            f"--model_base_path={os.path.abspath(options.model_base_path)}",
+            f"--model_base_path={base_path_location(options.model_base_path)}",
         ]
     argv.append(f"--file_system_poll_wait_seconds={options.file_system_poll_wait_seconds}")
     argv += _label_flags(options)
@@ -145,6 +147,11 @@ def docker_command(options: ServeOptions, staging_dir: str) -> list[str]:
     ]  # fmt: skip
     container_models = []
     for model in options.served_models():
+        if is_remote(model.base_path):
+            raise ServingError(
+                f"--backend docker mounts model directories and cannot mount {model.base_path!r}; "
+                "use --backend builtin (or binary, whose TF Serving reads buckets itself)"
+            )
         mount = f"{CONTAINER_MODELS}/{model.name}"
         argv += ["-v", f"{os.path.abspath(model.base_path)}:{mount}:ro"]
         container_models.append(

@@ -5,6 +5,13 @@ load it the moment it appears, so a version must appear complete or not at all. 
 copies into a non-numeric sibling (``.tmp-<version>-<pid>``, which servers ignore), flushes it to
 disk and renames it into place: one atomic step. Versions are immutable; publishing never replaces
 one.
+
+A bucket (``s3://``, ``gs://``) has no rename, so there a version is complete once its
+``saved_model.pb`` exists: ``publish_version`` uploads every other file first and that one last, and
+:func:`version_dirs` lists only versions that have it. This is the convention TF Serving itself
+relies on for object storage (its file-system storage path source lists integer-named children and
+the SavedModel loader fails while ``saved_model.pb`` is missing, retrying on the next poll); here a
+partial version is simply not there yet, so no load error is ever reported for it.
 """
 
 from __future__ import annotations
@@ -13,13 +20,18 @@ import logging
 import os
 import re
 import shutil
+import socket
+import time
 
-from mlpipe.errors import ServingError
+from mlpipe.errors import DefinitionError, ServingError
+from mlpipe.io.objstore import create_exclusive, list_children, upload_tree
+from mlpipe.io.uris import is_remote, join, location
 
 log = logging.getLogger(__name__)
 
 _VERSION_NAME = re.compile(r"[0-9]+", re.ASCII)
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+CLAIM = ".mlpipe-claim"  # in a bucket: who took a version number, written before its files
 
 
 def is_saved_model_dir(path: str | os.PathLike[str]) -> bool:
@@ -33,7 +45,10 @@ def version_dirs(model_base_path: str | os.PathLike[str]) -> dict[int, str]:
     Other children (temporary copies, plain files) are ignored, as TF Serving
     ignores them. Leading zeros are allowed; if two names parse to the same version the
     lexicographically first wins and the clash is logged. A missing base path has no versions.
+    In a bucket, a version whose ``saved_model.pb`` is not uploaded yet is not there yet.
     """
+    if is_remote(model_base_path):
+        return _bucket_version_dirs(os.fspath(model_base_path))
     try:
         names = sorted(os.listdir(model_base_path))
     except FileNotFoundError:
@@ -57,6 +72,24 @@ def version_dirs(model_base_path: str | os.PathLike[str]) -> dict[int, str]:
     return found
 
 
+def _bucket_version_dirs(base: str) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for name in sorted(list_children(base)):
+        if _VERSION_NAME.fullmatch(name) and int(name) not in found:
+            path = join(base, name)
+            if any(file in SAVED_MODEL_FILES for file in list_children(path)):
+                found[int(name)] = path
+    return found
+
+
+def base_path_location(path: str | os.PathLike[str]) -> str:
+    """A model base path as served: an absolute local path or a bucket URI (other schemes fail)."""
+    try:
+        return location(path, "model base path")
+    except DefinitionError as error:
+        raise ServingError(str(error)) from None
+
+
 def list_versions(model_base_path: str | os.PathLike[str]) -> list[int]:
     """The versions present under ``model_base_path``, ascending."""
     return sorted(version_dirs(model_base_path))
@@ -66,11 +99,13 @@ def publish_version(
     saved_model_dir: str | os.PathLike[str],
     model_base_path: str | os.PathLike[str],
     version: int | None = None,
+    first_free: bool = False,
 ) -> int:
     """Copy a SavedModel into ``model_base_path`` as a new version, atomically; return the version.
 
     ``version`` defaults to one more than the highest version present (1 for an empty directory).
-    Raises ``ServingError`` if ``saved_model_dir`` is not a SavedModel or the version exists.
+    Raises ``ServingError`` if ``saved_model_dir`` is not a SavedModel or the version exists; with
+    ``first_free`` a version taken meanwhile (by a concurrent publisher) moves on to the next one.
     """
     source = os.fspath(saved_model_dir)
     base = os.fspath(model_base_path)
@@ -79,12 +114,16 @@ def publish_version(
             f"{source!r} is not a SavedModel directory (no saved_model.pb); export the model with "
             "tf.saved_model.save before publishing it"
         )
+    if is_remote(base):
+        return _publish_to_bucket(source, base, version, first_free)
     os.makedirs(base, exist_ok=True)
     existing = version_dirs(base)
     if version is None:
         version = max(existing, default=0) + 1
     if version < 0:
         raise ServingError(f"version must be >= 0 to be served, got {version}")
+    while first_free and version in existing:
+        version += 1
     if version in existing:
         raise ServingError(
             f"version {version} already exists at {existing[version]!r}; versions are immutable, "
@@ -96,18 +135,52 @@ def publish_version(
     try:
         shutil.copytree(source, staging)
         _fsync_tree(staging)
-        try:
-            os.rename(staging, target)
-        except OSError as error:
-            raise ServingError(
-                f"cannot publish version {version} at {target!r}: {error.strerror} (another publisher "
-                "may have taken this version; publish again)"
-            ) from None
+        while True:
+            try:
+                os.rename(staging, target)
+                break
+            except OSError as error:
+                if not (first_free and os.path.isdir(target)):
+                    raise ServingError(
+                        f"cannot publish version {version} at {target!r}: {error.strerror} (another "
+                        "publisher may have taken this version; publish again)"
+                    ) from None
+                version += 1
+                target = os.path.join(base, str(version))
         _fsync_path(base)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("published %s as version %d at %s", source, version, target)
     return version
+
+
+def _publish_to_bucket(source: str, base: str, version: int | None, first_free: bool) -> int:
+    """Upload ``source`` as ``base/<version>``, ``saved_model.pb`` last: complete once that object exists.
+
+    A version is claimed first by creating ``<version>/.mlpipe-claim`` exclusively (S3's
+    ``If-None-Match: *``, GCS's generation precondition): two publishers never mix their files under
+    one version, and a push killed mid-upload keeps its claim, so no later push completes it.
+    """
+    taken = {int(name) for name in list_children(base) if _VERSION_NAME.fullmatch(name)}
+    if version is None:
+        version = max(taken, default=0) + 1
+    if version < 0:
+        raise ServingError(f"version must be >= 0 to be served, got {version}")
+    while version in taken or not create_exclusive(join(base, str(version), CLAIM), _claim_text()):
+        if not first_free:
+            raise ServingError(
+                f"version {version} already exists at {join(base, str(version))!r}; versions are "
+                "immutable, publish under a new version number"
+            )
+        version += 1
+    target = join(base, str(version))
+    size = upload_tree(source, target, last=SAVED_MODEL_FILES)
+    log.info("published %s as version %d at %s (%d bytes)", source, version, target, size)
+    return version
+
+
+def _claim_text() -> bytes:
+    return f"{socket.gethostname()} pid {os.getpid()} at {time.time():.3f}\n".encode()
 
 
 def _fsync_tree(root: str) -> None:

@@ -24,6 +24,8 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mlpipe.io.artifact_files import readable_path
+from mlpipe.io.uris import is_remote
 from mlpipe.serving.config import ServedModel
 from mlpipe.serving.layout import SAVED_MODEL_FILES, version_dirs
 from mlpipe.serving.servable import Servable, ServableLoadError, load_servable
@@ -264,7 +266,7 @@ class ModelManager:
             model.versions[version] = record
             record.state = LOADING
         try:
-            servable = load_servable(model.config.name, version, path)
+            servable = load_servable(model.config.name, version, readable_path(path))
         except ServableLoadError as error:
             self._fail(model, record, error.code, error.message)
         except Exception as error:  # a model may fail in any way; the server must keep serving
@@ -317,6 +319,8 @@ class ModelManager:
 
 def _dir_stamp(path: str) -> tuple[int, ...]:
     """Changes when a version directory's contents change at the top level, to retry a failed load."""
+    if is_remote(path):
+        return ()  # a bucket version is listed only once complete (layout.version_dirs), never changes
     stamps = []
     for file in (path, *(os.path.join(path, name) for name in SAVED_MODEL_FILES)):
         try:
