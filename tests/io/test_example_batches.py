@@ -17,6 +17,7 @@ import pytest
 from mlpipe.errors import DataError
 from mlpipe.io import example_batches as eb
 from mlpipe.io import examples as io
+from tests.support.example_splits import write_split
 
 ROWS = 23
 
@@ -38,22 +39,6 @@ def _table(empty_lists: bool):
         }
     )
     return io.with_empty_cells_as_empty_lists(table) if empty_lists else table
-
-
-def write_split(uri: str, split: str, table, shards: int | None) -> None:
-    """One split in the sharded layout (``shards`` shards) or, for None, the single-file one."""
-    split_dir = os.path.join(uri, f"Split-{split}")
-    if shards is None:
-        io.write_examples(split_dir, io.encode_examples(table))
-        io.write_columnar(io.columnar_path(uri, split), table)
-        return
-    bounds = [k * table.num_rows // shards for k in range(shards + 1)]
-    for k in range(shards):
-        piece = table.slice(bounds[k], bounds[k + 1] - bounds[k])
-        io.write_examples(split_dir, io.encode_examples(piece), f"data_tfrecord-{k:05d}-of-{shards:05d}.gz")
-        io.write_columnar(
-            os.path.join(uri, ".columnar", f"Split-{split}", f"data-{k:05d}-of-{shards:05d}.arrow"), piece
-        )
 
 
 def _records(uri: str, split: str) -> list[bytes]:
