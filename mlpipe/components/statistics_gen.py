@@ -74,8 +74,6 @@ class StatisticsGen(Component):
     def execute(ctx: ExecutionContext) -> None:
         import tensorflow_data_validation as tfdv
 
-        from mlpipe.io.beam import names_runner
-
         examples = ctx.input("examples")
         assert examples is not None
         options = tfdv.StatsOptions(**check_stats_options(ctx.parameters["stats_options"]))
@@ -85,8 +83,7 @@ class StatisticsGen(Component):
             rows = examples.get_custom_property(f"num_rows_{split}")
             path = os.path.join(out.split_uri(split), STATS_FILE)
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            over_threshold = threshold is not None and (rows is None or rows > threshold)
-            if names_runner(ctx.beam_pipeline_args) or over_threshold:
+            if uses_beam(ctx.beam_pipeline_args, threshold, rows):
                 statistics_with_beam(examples.split_uri(split), options, path, ctx.beam_pipeline_args)
                 ctx.log.info("split %s: statistics with Beam", split)
                 continue
@@ -102,6 +99,17 @@ class StatisticsGen(Component):
             )
         out.set_property("span", examples.get_property("span", 0))
         out.split_names = examples.split_names
+
+
+def uses_beam(beam_pipeline_args: list[str], beam_threshold_rows: int | None, rows: int | None) -> bool:
+    """Whether a split of ``rows`` rows (None: unknown) goes to TFDV's Beam transform: when the
+    arguments name a runner (the user asks for Beam: Dataflow, Flink, Spark, Portable...), or a
+    pipeline still sets ``beam_threshold_rows`` and the split is larger or of unknown size."""
+    from mlpipe.io.beam import names_runner
+
+    if names_runner(beam_pipeline_args):
+        return True
+    return beam_threshold_rows is not None and (rows is None or rows > beam_threshold_rows)
 
 
 # Below this many rows a second process costs more than it saves (bench/statistics.py).
@@ -122,7 +130,7 @@ def statistics_in_process(
     """One split's ``DatasetFeatureStatisticsList``, streamed through TFDV's own combiners.
 
     TFDV's in-memory generators (``stats_impl.get_generators(options, in_memory=True)``, those of
-    ``tfdv.generate_statistics_in_memory``) are combiners: each record batch of
+    its ``generate_statistics_in_memory``) are combiners: each record batch of
     :func:`mlpipe.io.example_batches.iter_record_batches` is added to one accumulator per
     generator, so memory holds one batch and the accumulators (sketches of bounded size), and the
     cost per row does not grow with the split. With ``workers`` > 1 the split is cut into that
@@ -184,17 +192,24 @@ def _accumulate_in_processes(generators: list[Any], read: tuple[str, str, int], 
         child.start()
         sender.close()
         children.append((child, receiver))
-    partials = [_accumulate(generators, read, 0, parts)]
-    for child, receiver in children:
-        try:
-            ok, value = receiver.recv()
-        except EOFError:
-            ok, value = False, RuntimeError(f"{child.name} died (exit code {child.join() or child.exitcode})")
-        child.join()
-        if not ok:
-            raise value
-        partials.append(value)
-    return partials
+    try:
+        partials = [_accumulate(generators, read, 0, parts)]
+        for child, receiver in children:
+            try:
+                ok, value = receiver.recv()
+            except EOFError:
+                child.join()
+                ok, value = False, RuntimeError(f"{child.name} died with exit code {child.exitcode}")
+            if not ok:
+                raise value
+            partials.append(value)
+        return partials
+    finally:
+        for child, receiver in children:
+            receiver.close()
+            if child.is_alive():  # this process failed first: its children's work is moot
+                child.terminate()
+            child.join()
 
 
 def _accumulate_child(

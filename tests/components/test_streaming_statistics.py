@@ -213,3 +213,23 @@ def test_merged_quantiles_of_a_large_split_keep_the_sketch_guarantee(tmp_path):
         assert abs(rank - j * rows / buckets) <= epsilon * rows, (j, rank)
     assert feature.num_stats.num_zeros == 0 and feature.num_stats.common_stats.num_non_missing == rows
     assert math.isclose(feature.num_stats.mean, float(np.mean(values.astype(np.float32))), rel_tol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("args", "threshold", "rows", "beam"),
+    [
+        ([], None, 50_000_000, False),  # any size in process: no cliff
+        ([], None, None, False),  # unknown size (another producer's Examples): streamed too
+        (["--runner=PortableRunner", "--job_endpoint=localhost:8099"], None, 10, True),
+        (["--runner", "DataflowRunner"], None, 10, True),
+        (["--direct_num_workers=2"], None, 5_000_000, False),  # options without a runner
+        ([], 1_000_000, 1_000_000, False),  # an older pipeline's threshold still applies
+        ([], 1_000_000, 1_000_001, True),
+        ([], 0, None, True),
+    ],
+)
+def test_beam_only_for_a_named_runner_or_an_explicit_threshold(args, threshold, rows, beam):
+    from mlpipe.components.statistics_gen import StatisticsGen, uses_beam
+
+    assert uses_beam(args, threshold, rows) is beam
+    assert StatisticsGen.SPEC.parameters["beam_threshold_rows"].default is None
