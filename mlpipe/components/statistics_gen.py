@@ -145,14 +145,14 @@ def statistics_in_process(
     generators = stats_impl.get_generators(options, in_memory=True)
     read = (examples_uri, split, batch_rows or DEFAULT_BATCH_ROWS)
     if workers <= 1:
-        partials = [_accumulate(generators, read, 0, 1)]
+        accumulators = _accumulate(generators, read, 0, 1)
     else:
         partials = _accumulate_in_processes(generators, read, workers)
-    merged = [
-        generator.merge_accumulators([partial[i] for partial in partials])
-        for i, generator in enumerate(generators)
-    ]
-    return stats_impl.extract_statistics_output(merged, generators)
+        accumulators = [
+            generator.merge_accumulators([partial[i] for partial in partials])
+            for i, generator in enumerate(generators)
+        ]
+    return stats_impl.extract_statistics_output(accumulators, generators)
 
 
 def _accumulate(generators: list[Any], read: tuple[str, str, int], part: int, parts: int) -> list[Any]:
