@@ -233,3 +233,11 @@ def test_beam_only_for_a_named_runner_or_an_explicit_threshold(args, threshold, 
 
     assert uses_beam(args, threshold, rows) is beam
     assert StatisticsGen.SPEC.parameters["beam_threshold_rows"].default is None
+
+
+def test_large_splits_use_every_core_small_ones_one():
+    from mlpipe.components.statistics_gen import PARALLEL_MIN_ROWS, statistics_workers
+
+    cores = len(os.sched_getaffinity(0))
+    assert statistics_workers(PARALLEL_MIN_ROWS) == cores
+    assert statistics_workers(PARALLEL_MIN_ROWS - 1) == statistics_workers(None) == 1
