@@ -2,8 +2,9 @@
 
 A seeded 1M-row span of taxi trips (examples/data/generate.py, typed as CsvExampleGen types it)
 is written once as one shard of Examples (gzipped TFRecords and the typed columnar copy); a split
-of N million rows is N hard links to that shard, in the sharded layout of docs/contracts.md (the
-rows repeat, which changes no per-row cost of the statistics). Each measurement runs in a fresh
+of N million rows is N copies of that shard, in the sharded layout of docs/contracts.md (the rows
+repeat, which changes no per-row cost of the statistics; the columnar files are real copies, not
+hard links, so that memory-mapped pages of different shards are different pages, as they would be). Each measurement runs in a fresh
 process; ``s`` is the statistics call alone (imports excluded, the same for every mode), and
 ``cpu_s`` its CPU seconds (children included: on a shared machine load inflates ``s``, not
 this), ``peak_pss_mb`` the highest sum of PSS over that process and its children (sampled every 50 ms;
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,15 +54,16 @@ def write_base(work: Path) -> Path:
 
 
 def split_of(work: Path, base: Path, millions: int) -> Path:
-    """Examples with one split ``train`` of ``millions`` hard-linked copies of the base shard."""
-    uri = work / f"examples-{millions}M"
+    """Examples with one split ``train`` of ``millions`` copies of the base shard (the TFRecords
+    hard links: they are read, not mapped)."""
+    uri = work / f"examples-{millions}M-copies"
     records, columnar = uri / "Split-train", uri / ".columnar" / "Split-train"
     if not records.exists():
         records.mkdir(parents=True)
         columnar.mkdir(parents=True)
         for k in range(millions):
             os.link(base / "data.gz", records / f"data_tfrecord-{k:05d}-of-{millions:05d}.gz")
-            os.link(base / "data.arrow", columnar / f"data-{k:05d}-of-{millions:05d}.arrow")
+            shutil.copyfile(base / "data.arrow", columnar / f"data-{k:05d}-of-{millions:05d}.arrow")
     return uri
 
 

@@ -73,31 +73,45 @@ def iter_record_batches(
 def _columnar_batches(
     files: Sequence[str], batch_rows: int, part: int, parts: int
 ) -> Iterator[pa.RecordBatch]:
-    """Rows ``[part * n // parts, (part + 1) * n // parts)`` of the files' ``n`` rows, read from
-    memory maps (a slice costs no copy until converted)."""
-    import pyarrow as pa
+    """Rows ``[part * n // parts, (part + 1) * n // parts)`` of the files' ``n`` rows.
 
-    readers = []
-    for path in files:
-        try:
-            readers.append(pa.ipc.open_file(pa.memory_map(path)))
-        except (pa.ArrowInvalid, OSError) as e:
-            raise DataError(f"{path}: not a readable Arrow IPC file ({e}); rerun the ExampleGen") from None
-    sizes = [sum(r.get_batch(i).num_rows for i in range(r.num_record_batches)) for r in readers]
+    A file is memory-mapped only while its rows are read: a mapping's touched pages count in
+    this process's RSS until it is unmapped, so keeping every shard mapped would grow RSS to the
+    size of the split. (Arrow unmaps when the last batch sliced from it is released.)
+    """
+    sizes = [_rows(path) for path in files]
     total = sum(sizes)
     start, stop = part * total // parts, (part + 1) * total // parts
     offset = 0  # rows of the files before the current one
-    for reader, size in zip(readers, sizes, strict=True):
-        if offset + size > start and offset < stop:
-            empty_lists = io_examples._empty_cells_as_lists(reader.schema)
-            table = pa.Table.from_batches(
-                [reader.get_batch(i) for i in range(reader.num_record_batches)], reader.schema
-            )
-            first, last = max(start - offset, 0), min(stop - offset, size)
-            for begin in range(first, last, batch_rows):
-                rows = table.slice(begin, min(batch_rows, last - begin)).combine_chunks()
-                yield tfx_record_batch(rows, empty_lists)
+    for path, size in zip(files, sizes, strict=True):
+        first, last = max(start - offset, 0), min(stop - offset, size)
         offset += size
+        if first >= last:
+            continue
+        table, empty_lists = _open(path)
+        for begin in range(first, last, batch_rows):
+            rows = table.slice(begin, min(batch_rows, last - begin)).combine_chunks()
+            yield tfx_record_batch(rows, empty_lists)
+        del table
+
+
+def _open(path: str) -> tuple[pa.Table, bool]:
+    """A columnar file as a table over its memory map (nothing read yet), and whether its nulls
+    are empty CSV cells."""
+    import pyarrow as pa
+
+    try:
+        reader = pa.ipc.open_file(pa.memory_map(path))
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{path}: not a readable Arrow IPC file ({e}); rerun the ExampleGen") from None
+    batches = [reader.get_batch(i) for i in range(reader.num_record_batches)]
+    return pa.Table.from_batches(batches, reader.schema), io_examples._empty_cells_as_lists(reader.schema)
+
+
+def _rows(path: str) -> int:
+    """Rows of a columnar file, from its batches' headers (their data pages are not touched)."""
+    table, _ = _open(path)
+    return table.num_rows
 
 
 def tfx_record_batch(table: pa.Table, empty_lists: bool) -> pa.RecordBatch:
