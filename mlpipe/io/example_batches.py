@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 # Rows per batch: large enough that TFDV's vectorized work dominates its per-batch overhead
-# (bench/statistics.py: 64k rows cost the same per row as one 1M-row batch), small enough that
-# a batch of wide rows stays in the tens of MB.
+# (TFDV's generators on 666k taxi rows: 1.05-1.17 CPU s in 64k-row batches, 0.98 in one batch,
+# 1.31 in 16k-row batches), small enough that a batch of taxi rows is ~10 MB.
 DEFAULT_BATCH_ROWS = 65536
 
 
