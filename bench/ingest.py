@@ -74,7 +74,11 @@ def run(csv_dir: Path, out: Path, code: Path) -> dict[str, object]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(csv_dir), str(out)], env=env, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", CHILD, str(csv_dir), str(out)],
+        env=env,
+        cwd=code,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     peak = 0
     while child.poll() is None:

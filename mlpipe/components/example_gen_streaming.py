@@ -154,8 +154,8 @@ def _partition_fingerprints(
             raise RowError(
                 missing,
                 lambda source, row: (
-                    f"{source}: row {row}: partition_feature_name {feature!r} has no value; fill it in or "
-                    f"partition on another column"
+                    f"{source}: data row {row} (header not counted): partition_feature_name {feature!r} has no "
+                    f"value; every row needs one for its split: fill it in or partition on another column"
                 ),
             )
     return io.column_fingerprints(typed, feature)

@@ -308,9 +308,18 @@ _LONG_INT = r"^[+-]?[0-9]{19,}$"
 
 
 def _holds(column: pa.ChunkedArray, text: str) -> bool:
+    """Whether a value holds ``text`` (one ASCII character, either case). The characters of all
+    values are scanned at once first: Arrow's case-insensitive search takes ~10x longer, so it
+    runs only where the character occurs at all."""
+    import numpy as np
     import pyarrow.compute as pc
 
-    return bool(pc.any(pc.match_substring(column, text, ignore_case=True)).as_py())
+    codes = {ord(text.lower()), ord(text.upper())}
+    for chunk in column.chunks:
+        data = chunk.buffers()[2]
+        if data is not None and np.isin(np.frombuffer(data, np.uint8), list(codes)).any():
+            return bool(pc.any(pc.match_substring(column, text, ignore_case=True)).as_py())
+    return False
 
 
 _INT, _FLOAT, _STRING = 0, 1, 2
