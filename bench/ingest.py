@@ -33,11 +33,11 @@ from mlpipe.components.example_gen import CsvExampleGen
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.errors import DataError
 from mlpipe.types.standard import Examples
-data, out = sys.argv[1], sys.argv[2]
+data, out, extra = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 examples = Examples(uri=out)
 defaults = {n: s.default for n, s in CsvExampleGen.SPEC.parameters.items() if not s.required}
 ctx = ExecutionContext("CsvExampleGen", "p", "run", 1, {}, {"examples": examples},
-                       {**defaults, "input_base": data}, out + ".tmp")
+                       {**defaults, "input_base": data, **extra}, out + ".tmp")
 imported = time.perf_counter()
 error = None
 try:
@@ -69,12 +69,12 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run(csv_dir: Path, out: Path, code: Path) -> dict[str, object]:
+def run(csv_dir: Path, out: Path, code: Path, parameters: dict[str, object]) -> dict[str, object]:
     env = {**os.environ, "PYTHONPATH": str(code)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(csv_dir), str(out)],
+        [sys.executable, "-c", CHILD, str(csv_dir), str(out), json.dumps(parameters)],
         env=env,
         cwd=code,
         stdout=subprocess.PIPE,
@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--code", type=Path, default=ROOT, help="the mlpipe checkout to run")
     parser.add_argument("--data", type=Path, default=None, help="keep generated CSVs here (reused)")
     parser.add_argument("--type-change-row", type=int, default=None)
+    parser.add_argument("--block-bytes", type=int, default=None, help="CsvExampleGen's block_bytes")
     args = parser.parse_args()
     import generate
 
@@ -115,7 +116,8 @@ def main() -> None:
             if args.type_change_row is not None:
                 csv_dir = _with_text_at(csv_dir, args.type_change_row, Path(tmp) / f"changed-{rows}")
             out = Path(tmp) / f"out-{rows}-{time.monotonic_ns()}"
-            report = run(csv_dir, out, args.code)
+            parameters = {} if args.block_bytes is None else {"block_bytes": args.block_bytes}
+            report = run(csv_dir, out, args.code, parameters)
             execute = report["execute_s"]
             print(
                 json.dumps(
@@ -126,6 +128,7 @@ def main() -> None:
                         "csv_mb": round((csv_dir / "data.csv").stat().st_size / 2**20),
                         "rows_per_s": round(rows / execute) if not report["error"] else None,
                         "type_change_row": args.type_change_row,
+                        "block_bytes": args.block_bytes,
                         **report,
                     }
                 ),
