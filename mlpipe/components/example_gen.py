@@ -243,6 +243,9 @@ class CsvReader(Reader):
     def widen(self, kinds: dict[str, str]) -> None:
         self.forced, self.kinds, self.header = dict(kinds), None, None
 
+    def row_label(self, row: int) -> str:
+        return f"data row {row} (header not counted)"
+
     def finished(self, rows_by_source: dict[str, int], rows_by_split: dict[str, int]) -> None:
         for paths in self.files.values():
             for path in paths:

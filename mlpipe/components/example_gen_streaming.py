@@ -61,10 +61,11 @@ class SplitPlan:
 
 
 class RowError(DataError):
-    """A fault in one row of a block; ``row`` is 0-based in the block, made absolute by the writer."""
+    """A fault in one row of a block; ``row`` is 0-based in the block, named in the message by
+    ``text(source, row label)`` once the rows before the block are counted."""
 
-    def __init__(self, row: int, text: Callable[[str, int], str]):
-        super().__init__(text("?", row + 1))
+    def __init__(self, row: int, text: Callable[[str, str], str]):
+        super().__init__(text("?", f"row {row + 1} of a block"))
         self.row, self.text = row, text
 
 
@@ -89,6 +90,10 @@ class Reader:
     def schema(self) -> pa.Schema | None:
         """The typed rows' schema, for a shard that gets none (an empty split)."""
         return None
+
+    def row_label(self, row: int) -> str:
+        """How errors name the 1-based ``row`` of a source."""
+        return f"row {row}"
 
 
 def assign_splits(fingerprints: np.ndarray, splits: list[tuple[str, int]]) -> dict[str, np.ndarray]:
@@ -154,7 +159,7 @@ def _partition_fingerprints(
             raise RowError(
                 missing,
                 lambda source, row: (
-                    f"{source}: data row {row} (header not counted): partition_feature_name {feature!r} has no "
+                    f"{source}: {row}: partition_feature_name {feature!r} has no "
                     f"value; every row needs one for its split: fill it in or partition on another column"
                 ),
             )
@@ -214,9 +219,13 @@ def _run(reader: Reader, plan: SplitPlan, writers: dict[str, Any]) -> tuple[dict
         try:
             encoded = future.result()
         except KindError as e:
-            raise DataError(e.message(block.source, rows_by_source[block.source] + e.row + 1)) from None
+            raise DataError(
+                e.message(block.source, reader.row_label(rows_by_source[block.source] + e.row + 1))
+            ) from None
         except RowError as e:
-            raise DataError(e.text(block.source, rows_by_source[block.source] + e.row + 1)) from None
+            raise DataError(
+                e.text(block.source, reader.row_label(rows_by_source[block.source] + e.row + 1))
+            ) from None
         rows_by_source[block.source] += encoded.rows
         rows_by_split[block.split] += encoded.rows
         for name, (framed, rows, table) in encoded.parts.items():

@@ -63,10 +63,10 @@ class KindError(DataError):
         super().__init__(f"column {column!r}: {value!r} is not a number")
         self.row, self.column, self.kind, self.value = row, column, kind, value
 
-    def message(self, source: str, row: int) -> str:
-        """The user's message: ``row`` is the 1-based data row (the header line not counted)."""
+    def message(self, source: str, row: str) -> str:
+        """The user's message; ``row`` names the row (e.g. "data row 7 (header not counted)")."""
         return (
-            f"{source}: data row {row} (header not counted), column {self.column!r}: {self.value!r} is "
+            f"{source}: {row}, column {self.column!r}: {self.value!r} is "
             f"not a number, but the rows before it made the column {self.kind.upper()}; fix the value, "
             f"or quote-free text belongs in a column that is text from its first rows"
         )

@@ -321,3 +321,18 @@ def test_empty_split_has_one_empty_shard_and_typed_schema(tmp_path):
         records, table = _check_layout(out, split)
         assert table.schema.field("n").type == pa.int64() and table.num_rows == len(records)
     assert re.fullmatch(r"data_tfrecord-00000-of-00001\.gz", os.listdir(out.split_uri("none"))[0])
+
+
+def test_sql_text_after_the_first_block_names_the_query_row_and_column(tmp_path, monkeypatch):
+    from mlpipe.components.sql_example_gen import SqlReader
+
+    monkeypatch.setattr(SqlReader, "ROWS_PER_BLOCK", 7)
+    db = tmp_path / "t.db"
+    with sqlite3.connect(db) as connection:
+        connection.execute("CREATE TABLE t (a, b)")
+        connection.executemany(
+            "INSERT INTO t VALUES (?, ?)", [(i if i != 20 else "n/a", i) for i in range(1, 31)]
+        )
+    with pytest.raises(DataError) as info:
+        _run(SqlExampleGen, tmp_path, query="SELECT * FROM t", connection_url=f"sqlite:///{db}")
+    assert str(info.value).startswith("query 'SELECT * FROM t': row 20, column 'a': 'n/a' is not a number")
