@@ -67,8 +67,9 @@ class KindError(DataError):
         """The user's message; ``row`` names the row (e.g. "data row 7 (header not counted)")."""
         return (
             f"{source}: {row}, column {self.column!r}: {self.value!r} is "
-            f"not a number, but the rows before it made the column {self.kind.upper()}; fix the value, "
-            f"or quote-free text belongs in a column that is text from its first rows"
+            f"not a number, but the column is {self.kind.upper()} (inferred from the first block of rows); "
+            f"fix the value, or if the column is text, let text appear in its first block (CsvExampleGen's "
+            f"block_bytes)"
         )
 
 
