@@ -59,8 +59,9 @@ class _Shard:
         self.columnar.write_table(table, max_chunksize=1 << 20)
 
     def close(self) -> None:
+        """Close the files (again: no-op), so a finished shard holds no buffers."""
         self.gzip.close()
-        if self.columnar is not None:
+        if self.columnar is not None and not self.sink.closed:
             self.columnar.close()
             self.sink.close()
 
@@ -89,6 +90,9 @@ class ShardedSplitWriter:
                 self._new_shard()
             return self.shards[index]
         if not self.shards or (self.shards[-1].bytes and self.shards[-1].bytes + size > SHARD_BYTES):
+            if self.shards:
+                self._wait()  # its last block is compressed before it is closed
+                self.shards[-1].close()
             self._new_shard()
         return self.shards[-1]
 
