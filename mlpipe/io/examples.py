@@ -1048,7 +1048,9 @@ def _masked_crc(data: bytes) -> bytes:
 
 
 def columnar_path(examples_uri: str, split: str) -> str:
-    """Where an ExampleGen keeps one split's typed table next to its TFRecords (Arrow IPC).
+    """Where an ExampleGen kept one split's typed table next to its TFRecords (Arrow IPC), in the
+    unsharded layout still read; ExampleGens now write one such file per TFRecord shard
+    (:func:`mlpipe.io.example_shards.columnar_shard_path`).
 
     Decoding tf.Examples back into Arrow costs ~11 us a record in tfx_bsl, ten times TFDV's
     statistics themselves, so StatisticsGen reads this copy when it exists (only our ExampleGens
