@@ -184,7 +184,7 @@ class CsvExampleGen(FileBasedExampleGen):
         outputs={"examples": Examples},
         parameters={
             **FileBasedExampleGen.SPEC.parameters,
-            # bytes of CSV read at a time (None: csv_blocks.BLOCK_BYTES, 16 MiB); the first block is
+            # bytes of CSV read at a time (None: csv_blocks.BLOCK_BYTES, 8 MiB); the first block is
             # the sample column kinds are inferred from (mlpipe.io.column_kinds)
             "block_bytes": ParameterSpec(int, default=None),
         },
