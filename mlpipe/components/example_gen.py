@@ -19,7 +19,6 @@ Parquet and SQL live in their own modules on the same bases.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -158,11 +157,6 @@ class FileBasedExampleGen(BaseExampleGen):
         raise NotImplementedError
 
 
-def input_bytes(files: dict[str, list[str]]) -> int:
-    """The size of the files of every input split."""
-    return sum(os.path.getsize(path) for paths in files.values() for path in paths)
-
-
 def record_input(ctx: ExecutionContext, resolved: ResolvedInput) -> None:
     """Span and version as TFX records them (INT properties), plus what was read, for lineage."""
     out = ctx.outputs["examples"]
@@ -252,9 +246,6 @@ class CsvReader(Reader):
     def row_label(self, row: int) -> str:
         return f"data row {row} (header not counted)"
 
-    def input_bytes(self) -> int:
-        return input_bytes(self.files)
-
     def finished(self, rows_by_source: dict[str, int], rows_by_split: dict[str, int]) -> None:
         for paths in self.files.values():
             for path in paths:
@@ -307,9 +298,6 @@ class TFRecordReader(Reader):
 
         records = block.payload
         return encode_rows(block, plan, None, records, lambda: io.record_fingerprints(records))
-
-    def input_bytes(self) -> int:
-        return input_bytes(self.files)
 
     def finished(self, rows_by_source: dict[str, int], rows_by_split: dict[str, int]) -> None:
         for name, paths in self.files.items():

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +32,6 @@ if TYPE_CHECKING:
 # Blocks in work at once: one per core, and one read ahead.
 IN_FLIGHT = 3
 WORKERS = 2
-# Inputs at least this large are encoded in WORKERS processes (most of the encoding holds the GIL:
-# two threads measured no faster than one); smaller ones in threads, saving the processes' start
-# (~1 s).
-PROCESS_INPUT_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -65,18 +61,12 @@ class SplitPlan:
 
 
 class RowError(DataError):
-    """A fault in one row of a block; ``row`` is 0-based in the block, named in the message
-    (``template`` with ``{source}`` and ``{row}``) once the rows before the block are counted."""
+    """A fault in one row of a block; ``row`` is 0-based in the block, named in the message by
+    ``text(source, row label)`` once the rows before the block are counted."""
 
-    def __init__(self, row: int, template: str):
-        super().__init__(template.format(source="?", row=f"row {row + 1} of a block"))
-        self.row, self.template = row, template
-
-    def __reduce__(self) -> tuple[Any, ...]:  # raised in a worker process, re-raised here
-        return (RowError, (self.row, self.template))
-
-    def text(self, source: str, row: str) -> str:
-        return self.template.format(source=source, row=row)
+    def __init__(self, row: int, text: Callable[[str, str], str]):
+        super().__init__(text("?", f"row {row + 1} of a block"))
+        self.row, self.text = row, text
 
 
 class Reader:
@@ -105,10 +95,6 @@ class Reader:
         """How errors name the 1-based ``row`` of a source."""
         return f"row {row}"
 
-    def input_bytes(self) -> int | None:
-        """The input's size, if known before reading (it decides threads or processes)."""
-        return None
-
 
 def assign_splits(fingerprints: np.ndarray, splits: list[tuple[str, int]]) -> dict[str, np.ndarray]:
     """Row indices per split: a row goes to the split owning ``fingerprint % total buckets``
@@ -122,28 +108,6 @@ def assign_splits(fingerprints: np.ndarray, splits: list[tuple[str, int]]) -> di
         lower, upper = upper, upper + buckets
         chosen[name] = np.flatnonzero((bucket >= lower) & (bucket < upper))
     return chosen
-
-
-def encode_block(reader: Reader, block: Block, plan: SplitPlan) -> Encoded:
-    """``reader.encode`` with the frames as bytes, so the result can come back from a process."""
-    encoded = reader.encode(block, plan)
-    for name, (framed, rows, table) in encoded.parts.items():
-        encoded.parts[name] = (bytes(framed), rows, table)
-    return encoded
-
-
-def _pool(reader: Reader) -> Executor:
-    """WORKERS processes for a large input, else threads. Processes come from a fork server that
-    has imported the encoding code once (fork after Arrow's and the writers' threads started is
-    not safe)."""
-    size = reader.input_bytes()
-    if size is None or size < PROCESS_INPUT_BYTES:
-        return ThreadPoolExecutor(WORKERS, thread_name_prefix="encode")
-    import multiprocessing
-
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__, "mlpipe.components.example_gen", "pandas", "pyarrow.csv"])
-    return ProcessPoolExecutor(WORKERS, mp_context=context)
 
 
 def encode_rows(
@@ -194,9 +158,10 @@ def _partition_fingerprints(
         if missing is not None:
             raise RowError(
                 missing,
-                "{source}: {row}: partition_feature_name "
-                + repr(feature).replace("{", "{{").replace("}", "}}")
-                + " has no value; every row needs one for its split: fill it in or partition on another column",
+                lambda source, row: (
+                    f"{source}: {row}: partition_feature_name {feature!r} has no "
+                    f"value; every row needs one for its split: fill it in or partition on another column"
+                ),
             )
     return io.column_fingerprints(typed, feature)
 
@@ -266,10 +231,10 @@ def _run(reader: Reader, plan: SplitPlan, writers: dict[str, Any]) -> tuple[dict
         for name, (framed, rows, table) in encoded.parts.items():
             writers[name].write(framed, rows, table)
 
-    with _pool(reader) as pool:
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="encode") as pool:
         try:
             for block in reader.blocks():
-                pending.append((block, pool.submit(encode_block, reader, block, plan)))
+                pending.append((block, pool.submit(reader.encode, block, plan)))
                 if len(pending) >= IN_FLIGHT:
                     write_oldest()
             while pending:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from mlpipe.components.example_gen import FileBasedExampleGen, input_bytes
+from mlpipe.components.example_gen import FileBasedExampleGen
 from mlpipe.components.example_gen_streaming import Block, Encoded, Reader, SplitPlan, encode_rows
 from mlpipe.errors import DataError
 
@@ -70,9 +70,6 @@ class ParquetReader(Reader):
                     fields[name] = kind
         self._schema = pa.schema(list(fields.items()))
         return self._schema
-
-    def input_bytes(self) -> int:
-        return input_bytes(self.files)
 
     def blocks(self) -> Iterator[Block]:
         self.schema()

@@ -19,7 +19,7 @@ the same rule and checked against it:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mlpipe.errors import DataError
 
@@ -55,9 +55,6 @@ class Widen(Exception):
         super().__init__(f"column {column!r} needs kind {kinds[column]} at row {row + 1} of the block")
         self.kinds, self.row, self.column = kinds, row, column
 
-    def __reduce__(self) -> tuple[Any, ...]:  # raised in a worker process, re-raised in the caller
-        return (Widen, (self.kinds, self.row, self.column))
-
 
 class KindError(DataError):
     """Text in a numeric column; ``row`` is 0-based within the block, filled in by the caller."""
@@ -65,9 +62,6 @@ class KindError(DataError):
     def __init__(self, row: int, column: str, kind: str, value: str):
         super().__init__(f"column {column!r}: {value!r} is not a number")
         self.row, self.column, self.kind, self.value = row, column, kind, value
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (KindError, (self.row, self.column, self.kind, self.value))
 
     def message(self, source: str, row: str) -> str:
         """The user's message; ``row`` names the row (e.g. "data row 7 (header not counted)")."""

@@ -88,18 +88,8 @@ def _oracle(paths: list[str], splits: list[tuple[str, int]]) -> dict[str, tuple[
     return {name: ([records[i] for i in rows], typed.take(rows)) for name, rows in chosen.items()}
 
 
-@pytest.fixture(params=["threads", "processes"])
-def pool(request, monkeypatch):
-    """Blocks encoded in threads (small inputs) or in worker processes (large ones)."""
-    from mlpipe.components import example_gen_streaming
-
-    if request.param == "processes":
-        monkeypatch.setattr(example_gen_streaming, "PROCESS_INPUT_BYTES", 0)
-    return request.param
-
-
 @pytest.mark.parametrize("block_bytes", [1, 37, 100, None])
-def test_streaming_csv_gives_the_whole_file_records_in_the_same_splits(tmp_path, block_bytes, pool):
+def test_streaming_csv_gives_the_whole_file_records_in_the_same_splits(tmp_path, block_bytes):
     (tmp_path / "in").mkdir()
     for name, text in CSV_FILES.items():
         (tmp_path / "in" / name).write_bytes(text.encode())
@@ -146,7 +136,7 @@ def _rows_with_text_at(path: Path, rows: int, text_row: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_text_in_a_numeric_column_after_the_sample_names_file_row_and_column(tmp_path, pool):
+def test_text_in_a_numeric_column_after_the_sample_names_file_row_and_column(tmp_path):
     (tmp_path / "in").mkdir()
     path = tmp_path / "in" / "data.csv"
     _rows_with_text_at(path, 5000, 3001)
