@@ -24,8 +24,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 # Default bytes read at a time: ~70k taxi rows, whose encoding takes ~0.6 CPU s and ~150 MB. On
-# 1M taxi rows, 8 MiB blocks peaked at 0.6 GB in threads and 1.0 GB in two worker processes;
-# 16 MiB at 0.9 GB and 1.5-1.6 GB.
+# 1M taxi rows, 8 MiB blocks peaked at 0.6 GB, 16 MiB at 0.9 GB, for the same CPU time.
 BLOCK_BYTES = 8 << 20
 
 
