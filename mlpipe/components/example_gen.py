@@ -6,9 +6,12 @@ The output is what TFX's ExampleGens write (``Split-<name>/data_tfrecord-*.gz``,
 input split, from a hash of each row's content (``output_config``, default train:eval = 2:1), so
 the same row lands in the same split on every run and on every machine.
 
-Readers of tables (CSV, Parquet, SQL) also keep each split's typed table as Arrow beside the
-records (``.columnar/Split-<name>.arrow``, outside the ``Split-*`` folders TFX reads), so
-StatisticsGen skips decoding tf.Examples, its costliest step.
+Input is read in blocks and each split written as shards (``data_tfrecord-00000-of-000NN.gz``), so
+memory stays bounded at any input size (:mod:`mlpipe.components.example_gen_streaming`).
+Readers of tables (CSV, Parquet, SQL) also keep each split's typed rows as Arrow beside the
+records (``.columnar/Split-<name>/data-00000-of-000NN.arrow``, outside the ``Split-*`` folders TFX
+reads, sharded as the records: see :mod:`mlpipe.io.example_shards`), so StatisticsGen skips
+decoding tf.Examples, its costliest step.
 
 This module holds what every ExampleGen shares (the base classes) plus the CSV and TFRecord ones;
 Parquet and SQL live in their own modules on the same bases.
@@ -18,10 +21,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from mlpipe.components.example_gen_streaming import (
+    Block,
+    Encoded,
+    Reader,
+    SplitPlan,
+    encode_rows,
+    write_streamed_splits,
+)
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, ParameterSpec
@@ -32,7 +42,6 @@ from mlpipe.io.uris import location
 from mlpipe.types.standard import Examples
 
 if TYPE_CHECKING:
-    import numpy as np
     import pyarrow as pa
 
 # TFX's default output_config: hash buckets train:eval = 2:1.
@@ -44,11 +53,12 @@ DEFAULT_SPLITS: list[dict[str, Any]] = [
 
 def split_config(output_config: dict[str, Any] | None) -> list[tuple[str, int]]:
     """(split name, hash buckets) pairs from TFX's ``output_config`` JSON shape, checked."""
-    if not output_config:
+    output_shards(output_config)
+    if not output_config or "split_config" not in output_config:
         return [(s["name"], s["hash_buckets"]) for s in DEFAULT_SPLITS]
     example = '{"split_config": {"splits": [{"name": "train", "hash_buckets": 2}, ...]}}'
     splits = (output_config.get("split_config") or {}).get("splits")
-    if set(output_config) != {"split_config"} or not isinstance(splits, list) or not splits:
+    if not isinstance(splits, list) or not splits:
         raise DefinitionError(f"output_config must look like {example}, got {output_config!r}")
     pairs: list[tuple[str, int]] = []
     for split in splits:
@@ -68,6 +78,23 @@ def split_config(output_config: dict[str, Any] | None) -> list[tuple[str, int]]:
     return pairs
 
 
+def output_shards(output_config: dict[str, Any] | None) -> int | None:
+    """``output_config``'s ``num_shards``: TFRecord shards per split (None: from the data's size,
+    see :mod:`mlpipe.io.example_shards`). The only other key is TFX's ``split_config``."""
+    config = output_config or {}
+    if set(config) - {"split_config", "num_shards"}:
+        raise DefinitionError(
+            f"output_config must look like {{'split_config': {{'splits': [{{'name': 'train', "
+            f"'hash_buckets': 2}}, ...]}}, 'num_shards': 4}} (both keys optional), got {output_config!r}"
+        )
+    shards = config.get("num_shards")
+    if shards is not None and (
+        not isinstance(shards, int) or isinstance(shards, bool) or not 1 <= shards <= 99999
+    ):
+        raise DefinitionError(f"output_config: num_shards must be an int from 1 to 99999, got {shards!r}")
+    return shards
+
+
 def partition_feature(output_config: dict[str, Any] | None) -> str | None:
     """TFX's ``split_config.partition_feature_name``: hash this feature instead of the whole row,
     so every row with the same value (a user, a trip id) lands in the same split."""
@@ -75,61 +102,6 @@ def partition_feature(output_config: dict[str, Any] | None) -> str | None:
     if feature is not None and (not isinstance(feature, str) or not feature):
         raise DefinitionError(f"output_config: partition_feature_name must be a column name, got {feature!r}")
     return feature
-
-
-@dataclass(frozen=True)
-class InputRecords:
-    """What a reader hands to :func:`write_splits`: the serialized examples of every input split,
-    in split order, how many belong to each split, and how to fingerprint them for a hash split
-    (called only when one input split is hash-split). ``table`` is the typed table the records
-    were encoded from, if any: kept beside them so StatisticsGen need not decode the records."""
-
-    records: list[bytes]
-    rows_per_split: dict[str, int]
-    fingerprints: Callable[[], np.ndarray]
-    table: pa.Table | None = None
-
-
-def write_splits(ctx: ExecutionContext, data: InputRecords) -> None:
-    """Write the Examples artifact's splits: one input split divided by each record's fingerprint
-    bucket (``output_config``), or several input splits as they are."""
-    import numpy as np
-
-    from mlpipe.io.examples import columnar_path, write_columnar, write_examples
-
-    out = ctx.outputs["examples"]
-    if len(data.rows_per_split) == 1:
-        splits = split_config(ctx.parameters["output_config"])
-        feature = partition_feature(ctx.parameters["output_config"])
-        fingerprints = data.fingerprints() if feature is None else _feature_fingerprints(data, feature)
-        bucket = fingerprints % np.uint64(sum(b for _, b in splits))
-        upper = 0
-        chosen = {}
-        for name, buckets in splits:
-            lower, upper = upper, upper + buckets
-            chosen[name] = np.flatnonzero((bucket >= lower) & (bucket < upper))
-    else:
-        bounds = np.cumsum([0, *data.rows_per_split.values()])
-        chosen = {name: np.arange(bounds[i], bounds[i + 1]) for i, name in enumerate(data.rows_per_split)}
-    for name, rows in chosen.items():
-        write_examples(out.split_uri(name), (data.records[i] for i in rows))
-        if data.table is not None:
-            write_columnar(columnar_path(out.uri, name), data.table.take(rows))
-        out.set_custom_property(f"num_rows_{name}", len(rows))
-        ctx.log.info("split %s: %d rows", name, len(rows))
-    out.split_names = list(chosen)
-
-
-def _feature_fingerprints(data: InputRecords, feature: str) -> np.ndarray:
-    from mlpipe.io import examples as io
-
-    table = data.table
-    if table is None:  # records read as they are (ImportExampleGen): decode them once
-        import pyarrow as pa
-        from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
-
-        table = pa.Table.from_batches([ExamplesToRecordBatchDecoder().DecodeBatch(data.records)])
-    return io.column_fingerprints(table, feature)
 
 
 class BaseExampleGen(Component):
@@ -170,7 +142,7 @@ class FileBasedExampleGen(BaseExampleGen):
         splits = check_input_config(
             self.parameters["input_config"], self.parameters["range_config"], self.DEFAULT_PATTERN
         )
-        if len(splits) > 1 and self.parameters["output_config"]:
+        if len(splits) > 1 and "split_config" in (self.parameters["output_config"] or {}):
             raise DefinitionError(
                 f"{self.id}: input_config has splits {[s.name for s in splits]}, so the output splits are "
                 f"those; drop output_config (it hash-splits a single input split)"
@@ -181,7 +153,8 @@ class FileBasedExampleGen(BaseExampleGen):
         params = ctx.parameters
         splits = check_input_config(params["input_config"], params["range_config"], cls.DEFAULT_PATTERN)
         resolved = resolve_input(params["input_base"], splits, params["range_config"])
-        write_splits(ctx, cls.read_split_files(local_copies(resolved.files, ctx.tmp_dir)))
+        files = local_copies(resolved.files, ctx.tmp_dir)  # a bucket's files, downloaded to read
+        write_streamed_splits(ctx, cls.reader(files, params), list(resolved.files))
         record_input(ctx, resolved)
 
     @classmethod
@@ -196,9 +169,8 @@ class FileBasedExampleGen(BaseExampleGen):
         except MlpipeError as e:  # the node itself fails with this error, in its log
             return {"files": f"unreadable ({e})"[:200]}
         fingerprint = hashlib.sha256()
-        for path in sorted(f for files in resolved.files.values() for f in files):
-            stat = os.stat(path)
-            fingerprint.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        for path, size, version in _file_identities(f for files in resolved.files.values() for f in files):
+            fingerprint.update(f"{path}\0{size}\0{version}\n".encode())
         return {
             "span": str(resolved.span),
             "version": str(resolved.version),
@@ -206,8 +178,8 @@ class FileBasedExampleGen(BaseExampleGen):
         }
 
     @staticmethod
-    def read_split_files(files: dict[str, list[str]]) -> InputRecords:
-        """The examples in the files of each input split (split name -> file paths)."""
+    def reader(files: dict[str, list[str]], parameters: dict[str, Any]) -> Reader:
+        """The reader of the files of each input split (split name -> file paths)."""
         raise NotImplementedError
 
 
@@ -223,42 +195,99 @@ def record_input(ctx: ExecutionContext, resolved: ResolvedInput) -> None:
         ctx.log.info("span %d, version %d (spans read: %s)", resolved.span, resolved.version, resolved.spans)
 
 
-def encode_tables(
-    tables: dict[str, pa.Table],
-    to_examples: Callable[[pa.Table], pa.Table],
-    row_fingerprints: Callable[[pa.Table], np.ndarray] | None,
-) -> InputRecords:
-    """Encode the tables of the input splits (split name -> table) as one set of examples.
-
-    Types are decided over all splits at once (``to_examples``), so a feature has one type in
-    train and eval. ``row_fingerprints(raw table)`` hashes rows for a hash split; without it the
-    encoded records are hashed.
-    """
-    from mlpipe.io import examples as io
-
-    names = list(tables)
-    raw = io.concat_same_columns([tables[n] for n in names], [f"split {n!r}" for n in names])
-    typed = to_examples(raw)
-    records = io.encode_examples(typed)
-    counts = {n: tables[n].num_rows for n in names}
-    if row_fingerprints is None:
-        return InputRecords(records, counts, lambda: io.record_fingerprints(records), typed)
-    return InputRecords(records, counts, lambda: row_fingerprints(raw), typed)
-
-
 class CsvExampleGen(FileBasedExampleGen):
     """Reads CSV files (default: every ``*.csv`` in ``input_base``); types and missing values as in
-    :mod:`mlpipe.io.examples`."""
+    :mod:`mlpipe.io.examples`, column kinds inferred from the first block and held to by the rest
+    (:mod:`mlpipe.io.column_kinds`)."""
 
+    SPEC = ComponentSpec(
+        outputs={"examples": Examples},
+        parameters={
+            **FileBasedExampleGen.SPEC.parameters,
+            # bytes of CSV read at a time (None: csv_blocks.BLOCK_BYTES, 8 MiB); the first block is
+            # the sample column kinds are inferred from (mlpipe.io.column_kinds)
+            "block_bytes": ParameterSpec(int, default=None),
+        },
+    )
     DEFAULT_PATTERN = "*.csv"
 
     @staticmethod
-    def read_split_files(files: dict[str, list[str]]) -> InputRecords:
-        from mlpipe.io import examples as io
+    def reader(files: dict[str, list[str]], parameters: dict[str, Any]) -> Reader:
+        return CsvReader(files, parameters.get("block_bytes"))
 
-        tables = {name: io.read_csv_strings(paths) for name, paths in files.items()}
-        # hashing the row text keeps a row's split independent of the types inferred for it
-        return encode_tables(tables, io.type_csv_columns, io.row_fingerprints)
+
+class CsvReader(Reader):
+    """CSV files in blocks of whole records (:mod:`mlpipe.io.csv_blocks`). Column kinds come from
+    the first block of the first file (``sample``), so its size bounds how far a column's kind is
+    decided on real data; rows are hash-split on their text, independent of the kinds."""
+
+    def __init__(self, files: dict[str, list[str]], block_bytes: int | None = None):
+        from mlpipe.io.csv_blocks import BLOCK_BYTES
+
+        self.files = files
+        self.block_bytes = block_bytes or BLOCK_BYTES
+        self.forced: dict[str, str] = {}
+        self.kinds: dict[str, str] | None = None
+        self.header: list[str] | None = None
+
+    def blocks(self) -> Iterator[Block]:
+        from mlpipe.io.column_kinds import infer_kinds, wider
+        from mlpipe.io.csv_blocks import csv_blocks, parse_block, read_header
+
+        first_path = None
+        for split, paths in self.files.items():
+            for path in paths:
+                for block in csv_blocks(path, self.block_bytes):
+                    if block.first:
+                        header = read_header(block)
+                        if self.header is None:
+                            first_path, self.header = path, header
+                        elif header != self.header:
+                            raise DataError(
+                                f"{path}: columns {header} differ from {first_path}'s columns {self.header}; "
+                                f"all input files of one ExampleGen must have the same columns in the same order"
+                            )
+                    if self.kinds is None:  # the sample: parsed here, once
+                        table = parse_block(block, self.header)
+                        sample = infer_kinds(table)
+                        self.kinds = {n: wider(k, self.forced.get(n, k)) for n, k in sample.items()}
+                        yield Block(path, split, table)
+                    else:
+                        yield Block(path, split, block)
+
+    def encode(self, block: Block, plan: SplitPlan) -> Encoded:
+        from mlpipe.io import examples as io
+        from mlpipe.io.column_kinds import apply_kinds
+        from mlpipe.io.csv_blocks import CsvBlock, parse_block
+
+        assert self.header is not None and self.kinds is not None
+        payload = block.payload
+        raw = parse_block(payload, self.header) if isinstance(payload, CsvBlock) else payload
+        typed = io.with_empty_cells_as_empty_lists(apply_kinds(raw, self.kinds))
+        return encode_rows(block, plan, typed, io.encode_examples(typed), lambda: io.row_fingerprints(raw))
+
+    def widen(self, kinds: dict[str, str]) -> None:
+        self.forced, self.kinds, self.header = dict(kinds), None, None
+
+    def row_label(self, row: int) -> str:
+        return f"data row {row} (header not counted)"
+
+    def finished(self, rows_by_source: dict[str, int], rows_by_split: dict[str, int]) -> None:
+        for paths in self.files.values():
+            for path in paths:
+                if not rows_by_source.get(path):
+                    raise DataError(f"{path}: only a header line, no rows; add data or remove the file")
+
+    def schema(self) -> pa.Schema | None:
+        import pyarrow as pa
+
+        from mlpipe.io import examples as io
+        from mlpipe.io.column_kinds import arrow_type
+
+        if self.kinds is None:
+            return None
+        table = pa.schema([(n, arrow_type(k)) for n, k in self.kinds.items()]).empty_table()
+        return io.with_empty_cells_as_empty_lists(table).schema
 
 
 class ImportExampleGen(FileBasedExampleGen):
@@ -266,18 +295,60 @@ class ImportExampleGen(FileBasedExampleGen):
     in ``input_base``); one input split is re-split by a hash of each record's bytes."""
 
     @staticmethod
-    def read_split_files(files: dict[str, list[str]]) -> InputRecords:
+    def reader(files: dict[str, list[str]], parameters: dict[str, Any]) -> Reader:
+        return TFRecordReader(files)
+
+
+class TFRecordReader(Reader):
+    """TFRecord files streamed :data:`RECORDS_PER_BLOCK` records at a time, written as they are."""
+
+    columnar = False
+    RECORDS_PER_BLOCK = 65536
+
+    def __init__(self, files: dict[str, list[str]]):
+        self.files = files
+
+    def blocks(self) -> Iterator[Block]:
+        import itertools
+
+        from mlpipe.io.example_shards import iter_tfrecords
+
+        for split, paths in self.files.items():
+            for path in paths:
+                records = iter_tfrecords(path)
+                while chunk := list(itertools.islice(records, self.RECORDS_PER_BLOCK)):
+                    yield Block(path, split, chunk)
+
+    def encode(self, block: Block, plan: SplitPlan) -> Encoded:
         from mlpipe.io import examples as io
 
-        records: list[bytes] = []
-        counts = {}
-        for name, paths in files.items():
-            split_records = io.read_tfrecords(paths)
-            if not split_records:
+        records = block.payload
+        return encode_rows(block, plan, None, records, lambda: io.record_fingerprints(records))
+
+    def finished(self, rows_by_source: dict[str, int], rows_by_split: dict[str, int]) -> None:
+        for name, paths in self.files.items():
+            if not rows_by_split.get(name):
                 raise DataError(
                     f"input split {name!r}: no TFRecord records in {len(paths)} file(s) {paths[:3]}; "
                     f"expected tf.Example records"
                 )
-            records += split_records
-            counts[name] = len(split_records)
-        return InputRecords(records, counts, lambda: io.record_fingerprints(records))
+
+
+def _file_identities(paths: Iterable[str]) -> list[tuple[str, int, str]]:
+    """(path, size, modification time or object version tag) of each input file, sorted: what tells
+    re-delivered data from the data a cached execution read. A bucket prefix is listed once."""
+    from mlpipe.io.objstore import list_objects
+    from mlpipe.io.uris import is_remote
+
+    out, listings = [], {}
+    for path in sorted(paths):
+        if is_remote(path):
+            parent, name = path.rsplit("/", 1)
+            if parent not in listings:
+                listings[parent] = {o.key: o for o in list_objects(parent)}
+            stored = listings[parent].get(name)
+            out.append((path, stored.size if stored else -1, stored.etag if stored else "missing"))
+        else:
+            stat = os.stat(path)
+            out.append((path, stat.st_size, str(stat.st_mtime_ns)))
+    return out

@@ -25,7 +25,7 @@ import glob
 import io
 import os
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlpipe.errors import DataError
@@ -141,9 +141,24 @@ _THREADED_CSV_BYTES = 1 << 20
 
 
 def _check_quotes(path: str, data: bytes) -> bool:
-    """Check every quoted value of a CSV file as Python's strict ``csv`` reader does: a quote that
+    """Check every quoted value of a whole CSV file (see :func:`scan_quotes`); returns whether a
+    quoted value holds a line break."""
+    return scan_quotes(path, data, final=True)[0]
+
+
+def scan_quotes(
+    path: str, data: bytes, *, final: bool, line_of: Callable[[int], int] | None = None
+) -> tuple[bool, int]:
+    """Check every quoted value of CSV text as Python's strict ``csv`` reader does: a quote that
     starts a value must close, and be followed by a comma, a line break or the end. A quote inside
-    an unquoted value is text, as there. Returns whether a quoted value holds a line break.
+    an unquoted value is text, as there. ``data`` starts at a record; ``line_of(position)`` is the
+    file's line at a position in it, for the errors (default: ``data`` is the file from its start).
+
+    Returns whether a quoted value holds a line break, and where the last complete record ends:
+    ``len(data)`` when ``data`` is the rest of the file (``final``), else just after the last line
+    break outside a quoted value (0 if there is none), so a file can be read in blocks of whole
+    records. Without ``final`` a quote still open at the end is no error: the next block has its
+    rest.
 
     Only the quotes are visited (a file without quotes costs one numpy scan), as Arrow's reader
     accepts both faults silently: the rest of the file becomes one value, or the text after the
@@ -151,37 +166,65 @@ def _check_quotes(path: str, data: bytes) -> bool:
     """
     import numpy as np
 
+    line = line_of or (lambda position: _line_of(data, position))
     quotes = np.flatnonzero(np.frombuffer(data, np.uint8) == ord('"')).tolist()
     multiline = False
+    spans: list[tuple[int, int]] = []
+    unclosed = len(data)
     i = 0
     while i < len(quotes):
         opening = quotes[i]
         i += 1
         if opening and data[opening - 1] not in b",\r\n":
             continue  # inside an unquoted value: a plain character
+        closing = -1
         while True:
-            if i == len(quotes):
+            if i == len(quotes) or (not final and quotes[i] == len(data) - 1):
+                if not final:
+                    break  # the value goes on in the next block (or "" is cut in two)
                 raise DataError(
-                    f"{path}:{_line_of(data, opening)}: a quote opened on this line is never closed; "
-                    f'close it, or write a quote inside a value as ""'
+                    f"{path}:{line(opening)}: a quote opened on this line is "
+                    f'never closed; close it, or write a quote inside a value as ""'
                 )
             closing = quotes[i]
             after = data[closing + 1 : closing + 2]
             if after == b'"':  # "" inside a quoted value: one quote
                 i += 2
+                closing = -1
                 continue
             if after not in (b"", b",", b"\r", b"\n"):
                 raise DataError(
-                    f"{path}:{_line_of(data, closing)}: {after.decode('utf-8', 'replace')!r} follows the "
-                    f"quote that closes a value; expected a comma or the end of the line (quote the whole "
-                    f'value and write a quote inside it as "")'
+                    f"{path}:{line(closing)}: {after.decode('utf-8', 'replace')!r} "
+                    f"follows the quote that closes a value; expected a comma or the end of the line (quote "
+                    f'the whole value and write a quote inside it as "")'
                 )
             i += 1
             break
+        if closing < 0:
+            unclosed = opening
+            break
+        spans.append((opening, closing))
         multiline = (
             multiline or data.find(b"\n", opening, closing) >= 0 or data.find(b"\r", opening, closing) >= 0
         )
-    return multiline
+    if final:
+        return multiline, len(data)
+    return multiline, _record_end(data, spans, unclosed)
+
+
+def _record_end(data: bytes, spans: list[tuple[int, int]], limit: int) -> int:
+    """Just after the last LF before ``limit`` that is outside the quoted ``spans`` (0: none)."""
+    import bisect
+
+    openings = [opening for opening, _ in spans]
+    while True:
+        newline = data.rfind(b"\n", 0, limit)
+        if newline < 0:
+            return 0
+        k = bisect.bisect_left(openings, newline) - 1
+        if k < 0 or spans[k][1] < newline:
+            return newline + 1
+        limit = spans[k][0]
 
 
 def _line_of(data: bytes, position: int) -> int:
@@ -190,16 +233,16 @@ def _line_of(data: bytes, position: int) -> int:
     return head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n") + 1
 
 
-def _locate_ragged_row(path: str, text: str, width: int) -> DataError | None:
+def _locate_ragged_row(path: str, text: str, width: int, first_line: int = 1) -> DataError | None:
     """Find the record pyarrow rejected (its message has no line number) with the slower csv
-    module; the line named is the one the record starts on."""
+    module; the line named is the one the record starts on (``text`` starting at ``first_line``)."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     row_start = 1
     try:
         for row in reader:
             if row and len(row) != width:
                 return DataError(
-                    f"{path}:{row_start}: expected {width} fields as in the header, got {len(row)}; "
+                    f"{path}:{first_line - 1 + row_start}: expected {width} fields as in the header, got {len(row)}; "
                     f"quote values that contain commas"
                 )
             row_start = reader.line_num + 1
@@ -265,9 +308,18 @@ _LONG_INT = r"^[+-]?[0-9]{19,}$"
 
 
 def _holds(column: pa.ChunkedArray, text: str) -> bool:
+    """Whether a value holds ``text`` (one ASCII character, either case). The characters of all
+    values are scanned at once first: Arrow's case-insensitive search takes ~10x longer, so it
+    runs only where the character occurs at all."""
+    import numpy as np
     import pyarrow.compute as pc
 
-    return bool(pc.any(pc.match_substring(column, text, ignore_case=True)).as_py())
+    codes = {ord(text.lower()), ord(text.upper())}
+    for chunk in column.chunks:
+        data = chunk.buffers()[2]
+        if data is not None and np.isin(np.frombuffer(data, np.uint8), list(codes)).any():
+            return bool(pc.any(pc.match_substring(column, text, ignore_case=True)).as_py())
+    return False
 
 
 _INT, _FLOAT, _STRING = 0, 1, 2
@@ -996,7 +1048,9 @@ def _masked_crc(data: bytes) -> bytes:
 
 
 def columnar_path(examples_uri: str, split: str) -> str:
-    """Where an ExampleGen keeps one split's typed table next to its TFRecords (Arrow IPC).
+    """Where an ExampleGen kept one split's typed table next to its TFRecords (Arrow IPC), in the
+    unsharded layout still read; ExampleGens now write one such file per TFRecord shard
+    (:func:`mlpipe.io.example_shards.columnar_shard_path`).
 
     Decoding tf.Examples back into Arrow costs ~11 us a record in tfx_bsl, ten times TFDV's
     statistics themselves, so StatisticsGen reads this copy when it exists (only our ExampleGens

@@ -186,7 +186,9 @@ def test_partition_feature_must_exist_and_have_a_value_in_every_row(tmp_path):
     with pytest.raises(DataError, match=r"partition_feature_name 'x' is not a column .*\['fare', 'user'\]"):
         _run_csv_example_gen(tmp_path, config)
     config["split_config"]["partition_feature_name"] = "user"
-    with pytest.raises(DataError, match=r"'user': 1 of 3 rows have no value \(first: row 2\)"):
+    with pytest.raises(
+        DataError, match=r"trips.csv: data row 2 \(header not counted\): partition_feature_name 'user' has no"
+    ):
         _run_csv_example_gen(tmp_path, config)
     with pytest.raises(DefinitionError, match="partition_feature_name must be a column name"):
         CsvExampleGen(

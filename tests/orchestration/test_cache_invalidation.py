@@ -95,12 +95,12 @@ def test_standard_component_reruns_for_its_code_and_libraries_only(tmp_path, mlp
     _edit(mlpipe_copy / "mlpipe/components/pusher.py", '"""Pusher:', '"""The Pusher:')
     assert run()["state"] == "CACHED"
 
-    # a private helper outside the class, in the component's own module: the class source is
+    # a helper outside the class, in the component's own module: the class source is
     # unchanged (the old key missed this), the module is not
     _edit(
         mlpipe_copy / "mlpipe/components/example_gen.py",
-        "def _feature_fingerprints(data: InputRecords, feature: str) -> np.ndarray:\n",
-        "def _feature_fingerprints(data: InputRecords, feature: str) -> np.ndarray:\n    feature = str(feature)\n",
+        "def record_input(ctx: ExecutionContext, resolved: ResolvedInput) -> None:\n",
+        "def record_input(ctx: ExecutionContext, resolved: ResolvedInput) -> None:\n    ctx = ctx\n",
     )
     report = run()
     assert report["state"] == "COMPLETE"
