@@ -247,6 +247,7 @@ class CsvReader(Reader):
                                 f"{path}: columns {header} differ from {first_path}'s columns {self.header}; "
                                 f"all input files of one ExampleGen must have the same columns in the same order"
                             )
+                    assert self.header is not None  # the first block of a file sets it
                     if self.kinds is None:  # the sample: parsed here, once
                         table = parse_block(block, self.header)
                         sample = infer_kinds(table)

@@ -28,9 +28,18 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Iterator
 from typing import Any
 
-from mlpipe.components.example_gen import BaseExampleGen, InputRecords, write_splits
+from mlpipe.components.example_gen import BaseExampleGen
+from mlpipe.components.example_gen_streaming import (
+    Block,
+    Encoded,
+    Reader,
+    SplitPlan,
+    encode_rows,
+    write_streamed_splits,
+)
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, ParameterSpec
 from mlpipe.errors import DataError, DefinitionError
@@ -63,7 +72,7 @@ class RequestLogExampleGen(BaseExampleGen):
 
     @staticmethod
     def execute(ctx: ExecutionContext) -> None:
-        from mlpipe.io.examples import read_tfrecords, record_fingerprints
+        from mlpipe.io.examples import read_tfrecords
 
         params = ctx.parameters
         id_feature, label_feature = params["request_id_feature"], params["label_feature"]
@@ -106,7 +115,7 @@ class RequestLogExampleGen(BaseExampleGen):
                 f"feature: {counts['without_id']}); check that clients send {id_feature!r} in their examples"
             )
         ids, records = list(joined), list(joined.values())
-        write_splits(ctx, InputRecords(records, {"logged": len(records)}, lambda: record_fingerprints(ids)))
+        write_streamed_splits(ctx, _JoinedRequests(ids, records), ["logged"])
         out = ctx.outputs["examples"]
         out.set_property("span", params["span"])
         out.set_property("version", 0)
@@ -214,3 +223,21 @@ def _set_feature(feature: Any, value: Any) -> None:
         feature.float_list.value.append(value)
     else:
         feature.bytes_list.value.append(value)
+
+
+class _JoinedRequests(Reader):
+    """The joined examples as one block, hash-split by request id (not by record bytes), so a
+    request lands in the same split whatever its features or label."""
+
+    columnar = False
+
+    def __init__(self, ids: list[bytes], records: list[bytes]):
+        self.ids, self.records = ids, records
+
+    def blocks(self) -> Iterator[Block]:
+        yield Block("request logs", "logged", None)
+
+    def encode(self, block: Block, plan: SplitPlan) -> Encoded:
+        from mlpipe.io.examples import record_fingerprints
+
+        return encode_rows(block, plan, None, self.records, lambda: record_fingerprints(self.ids))

@@ -151,6 +151,7 @@ class ShardedSplitWriter:
                         continue
                     shard.write_table(schema.empty_table())
                     shard.close()
+                assert shard.columnar_path is not None  # set by write_table
                 os.replace(shard.columnar_path, target)
         return paths
 
