@@ -47,7 +47,8 @@ def check_stats_options(stats_options: dict[str, Any] | None) -> dict[str, Any]:
 
 
 class StatisticsGen(Component):
-    """Statistics of every split; in memory up to ``beam_threshold_rows`` rows per split, else Beam."""
+    """Statistics of every split; in memory up to ``beam_threshold_rows`` rows per split, else Beam
+    (always Beam when ``beam_pipeline_args`` name a runner)."""
 
     SPEC = ComponentSpec(
         inputs={"examples": Examples},
@@ -66,6 +67,8 @@ class StatisticsGen(Component):
     def execute(ctx: ExecutionContext) -> None:
         import tensorflow_data_validation as tfdv
 
+        from mlpipe.io.beam import names_runner
+
         examples = ctx.input("examples")
         assert examples is not None
         options = tfdv.StatsOptions(**check_stats_options(ctx.parameters["stats_options"]))
@@ -75,8 +78,9 @@ class StatisticsGen(Component):
             rows = examples.get_custom_property(f"num_rows_{split}")
             path = os.path.join(out.split_uri(split), STATS_FILE)
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            # Examples from another producer may not record row counts: Beam handles any size.
-            if rows is not None and rows <= threshold:
+            # Examples from another producer may not record row counts: Beam handles any size. A
+            # named runner (Flink, Spark, Dataflow) was asked for: the data work goes there.
+            if rows is not None and rows <= threshold and not names_runner(ctx.beam_pipeline_args):
                 stats = statistics_in_memory(examples.uri, split, options)
                 with open(path, "wb") as f:
                     f.write(stats.SerializeToString())
