@@ -159,6 +159,8 @@ class FileBasedExampleGen(BaseExampleGen):
         },
     )
     DEFAULT_PATTERN: ClassVar[str] = "*"
+    # The input format of mlpipe.components.beam_example_gen, used when beam_pipeline_args name a runner.
+    BEAM_FORMAT: ClassVar[str | None] = None
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -173,10 +175,17 @@ class FileBasedExampleGen(BaseExampleGen):
 
     @classmethod
     def execute(cls, ctx: ExecutionContext) -> None:
+        from mlpipe.io.beam import names_runner
+
         params = ctx.parameters
         splits = check_input_config(params["input_config"], params["range_config"], cls.DEFAULT_PATTERN)
         resolved = resolve_input(params["input_base"], splits, params["range_config"])
-        write_splits(ctx, cls.read_split_files(resolved.files))
+        if cls.BEAM_FORMAT and names_runner(ctx.beam_pipeline_args):  # ingest on the named runner
+            from mlpipe.components.beam_example_gen import write_splits_with_beam
+
+            write_splits_with_beam(ctx, cls.BEAM_FORMAT, resolved.files)
+        else:
+            write_splits(ctx, cls.read_split_files(resolved.files))
         record_input(ctx, resolved)
 
     @staticmethod
@@ -225,6 +234,7 @@ class CsvExampleGen(FileBasedExampleGen):
     :mod:`mlpipe.io.examples`."""
 
     DEFAULT_PATTERN = "*.csv"
+    BEAM_FORMAT = "csv"
 
     @staticmethod
     def read_split_files(files: dict[str, list[str]]) -> InputRecords:
@@ -238,6 +248,8 @@ class CsvExampleGen(FileBasedExampleGen):
 class ImportExampleGen(FileBasedExampleGen):
     """Reads TFRecord files of serialized tf.Example, gzipped or not (default: every non-hidden file
     in ``input_base``); one input split is re-split by a hash of each record's bytes."""
+
+    BEAM_FORMAT = "tfrecord"
 
     @staticmethod
     def read_split_files(files: dict[str, list[str]]) -> InputRecords:

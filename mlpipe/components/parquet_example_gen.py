@@ -21,6 +21,7 @@ class ParquetExampleGen(FileBasedExampleGen):
     hash-split by each example's bytes."""
 
     DEFAULT_PATTERN = "*.parquet"
+    BEAM_FORMAT = "parquet"
 
     @staticmethod
     def read_split_files(files: dict[str, list[str]]) -> InputRecords:
