@@ -301,3 +301,13 @@ def test_bulk_inferrer_same_predictions(runs):
     assert a.keys() == b.keys()
     for example, scores in a.items():
         assert scores == pytest.approx(b[example], rel=1e-5, abs=1e-6)
+
+
+def test_every_data_component_ran_on_the_external_workers(runs, portable_beam):
+    local, portable, seconds = runs
+    # one job each for ExampleGen, Transform, Evaluator and BulkInferrer, one per split for StatisticsGen
+    assert portable_beam.log("job_server").count("with state DONE") == 6
+    assert portable_beam.log("worker_pool").count("Starting worker") >= 6
+    examples = _output(portable, "CsvExampleGen", "examples")
+    assert not os.path.exists(os.path.join(examples.uri, ".columnar"))  # the Beam ExampleGen wrote it
+    assert os.listdir(examples.split_uri("train")) == ["data_tfrecord-00000-of-00001.gz"]
