@@ -311,3 +311,22 @@ def test_every_data_component_ran_on_the_external_workers(runs, portable_beam):
     examples = _output(portable, "CsvExampleGen", "examples")
     assert not os.path.exists(os.path.join(examples.uri, ".columnar"))  # the Beam ExampleGen wrote it
     assert os.listdir(examples.split_uri("train")) == ["data_tfrecord-00000-of-00001.gz"]
+
+
+def test_a_bad_csv_fails_with_the_workers_data_error(tmp_path, portable_beam):
+    from mlpipe.dsl.context import ExecutionContext
+    from mlpipe.errors import DataError
+    from mlpipe.types.standard import Examples
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad.csv").write_text("a,b\n1,2\n3\n")
+    defaults = {n: s.default for n, s in CsvExampleGen.SPEC.parameters.items() if not s.required}
+    outputs = {"examples": Examples(uri=str(tmp_path / "out"))}
+    parameters = {**defaults, "input_base": str(tmp_path / "in")}
+    ctx = ExecutionContext(
+        "CsvExampleGen", "p", "run", 1, {}, outputs, parameters, str(tmp_path / "tmp"),
+        beam_pipeline_args=portable_beam.pipeline_args,
+    )  # fmt: skip
+    with pytest.raises(DataError, match=r"bad\.csv:3: expected 2 fields as in the header, got 1"):
+        CsvExampleGen.execute(ctx)
+    assert not os.path.exists(outputs["examples"].split_uri("train"))
