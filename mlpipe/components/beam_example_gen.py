@@ -291,7 +291,7 @@ def _encode_and_split(
         records = payload
     else:
         raw = _from_ipc(payload)
-        table = _typed_csv_chunk(raw, kinds) if fmt == "csv" else raw
+        table = _typed_csv_chunk(raw, kinds or []) if fmt == "csv" else raw
         records = io.encode_examples(table)
     if input_splits > 1:
         yield splits[key[0]][0], key, records
