@@ -148,7 +148,10 @@ def _csv_header(path: str) -> list[str]:
     import csv
 
     with open(path, encoding="utf-8-sig", newline="", errors="replace") as f:
-        return next((row for row in csv.reader(f) if row), [])
+        header = next((row for row in csv.reader(f) if row), None)
+    if header is None:  # the in-process reader's error for it
+        raise DataError(f"{path}: file is empty; expected a header line and at least one row")
+    return header
 
 
 def _read_chunks(source: tuple[int, int, str], fmt: str, columns: list[str] | None) -> Iterator[tuple]:

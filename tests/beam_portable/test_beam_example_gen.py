@@ -154,6 +154,9 @@ def test_csv_errors_name_the_file(tmp_path, csv_input):
     (csv_input / "c.csv").write_text("i,f\n1,2\n")
     with pytest.raises(DataError, match=r"c\.csv: columns \['i', 'f'\] differ from .*a\.csv's columns"):
         _run(CsvExampleGen, tmp_path / "beam", BEAM, input_base=str(csv_input))
+    (csv_input / "c.csv").write_text("\n")
+    with pytest.raises(DataError, match=r"c\.csv: file is empty"):
+        _run(CsvExampleGen, tmp_path / "beam1", BEAM, input_base=str(csv_input))
     (csv_input / "c.csv").write_text("i,f,s,late,none,big,pyfloat,text\n1,2,3,4,5,6,7,8\n1,2\n")
     with pytest.raises(DataError, match=r"c\.csv:3: expected 8 fields as in the header, got 2"):
         _run(CsvExampleGen, tmp_path / "beam2", BEAM, input_base=str(csv_input))

@@ -59,7 +59,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def portable_beam(tmp_path_factory):
-    beam = start_portable_beam(tmp_path_factory.mktemp("beam_portable"))
+    beam = start_portable_beam(tmp_path_factory.mktemp("beam_portable"), wait=False)  # ready when used
     yield beam
     beam.stop()
     assert beam.worker_pids() == [], "SDK workers outlived the worker pool"
@@ -112,6 +112,7 @@ def runs(tmp_path_factory, portable_beam):
             metadata=sqlite(root / "local.sqlite"),
         )
     )
+    portable_beam.wait_ready()  # started with the in-process run
     model_uri = local_run.results["Trainer"].outputs["model"][0].uri
 
     def imported(transform, schema):
@@ -327,6 +328,7 @@ def test_a_bad_csv_fails_with_the_workers_data_error(tmp_path, portable_beam):
         "CsvExampleGen", "p", "run", 1, {}, outputs, parameters, str(tmp_path / "tmp"),
         beam_pipeline_args=portable_beam.pipeline_args,
     )  # fmt: skip
+    portable_beam.wait_ready()
     with pytest.raises(DataError, match=r"bad\.csv:3: expected 2 fields as in the header, got 1"):
         CsvExampleGen.execute(ctx)
     assert not os.path.exists(outputs["examples"].split_uri("train"))

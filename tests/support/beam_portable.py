@@ -62,6 +62,15 @@ class PortableBeam:
         pool = self.processes[1]
         return [pid for pid in _group_members(pool.pid) if pid != pool.pid]
 
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Return once both servers answer gRPC (a server that exits or stays silent is an error
+        showing its log)."""
+        deadline = time.monotonic() + timeout
+        for process, port, name in zip(
+            self.processes, (self.job_port, self.worker_port), ("job_server", "worker_pool"), strict=True
+        ):
+            _wait_for_grpc(process, port, name, self.logdir, deadline)
+
     def log(self, name: str) -> str:
         return (self.logdir / f"{name}.log").read_text(errors="replace")
 
@@ -71,12 +80,13 @@ class PortableBeam:
             _kill_group(process, timeout)
 
 
-def start_portable_beam(logdir: Path, timeout: float = 120) -> PortableBeam:
-    """Start the worker pool and the job server; return once both accept gRPC calls."""
+def start_portable_beam(logdir: Path, timeout: float = 120, wait: bool = True) -> PortableBeam:
+    """Start the job server and the worker pool; return once both accept gRPC calls, or at once
+    with ``wait=False`` (then call :meth:`PortableBeam.wait_ready` before submitting: the servers
+    take seconds to import Beam, which the caller can overlap with other work)."""
     logdir.mkdir(parents=True, exist_ok=True)
     env = _environment()
     processes: list[subprocess.Popen[bytes]] = []
-    deadline = time.monotonic() + timeout
     try:
         job_port, worker_port = _free_port(), _free_port()
         for name, module, port_flag in (
@@ -98,11 +108,8 @@ def start_portable_beam(logdir: Path, timeout: float = 120) -> PortableBeam:
                 )
         beam = PortableBeam(job_port, worker_port, logdir, processes)
         atexit.register(beam.stop)
-        for process, port, name in (
-            (processes[0], job_port, "job_server"),
-            (processes[1], worker_port, "worker_pool"),
-        ):
-            _wait_for_grpc(process, port, name, logdir, deadline)
+        if wait:
+            beam.wait_ready(timeout)
         return beam
     except BaseException:
         for process in processes:
