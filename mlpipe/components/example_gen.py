@@ -135,6 +135,8 @@ class FileBasedExampleGen(BaseExampleGen):
         },
     )
     DEFAULT_PATTERN: ClassVar[str] = "*"
+    # The input format of mlpipe.components.beam_example_gen, used when beam_pipeline_args name a runner.
+    BEAM_FORMAT: ClassVar[str | None] = None
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -150,11 +152,18 @@ class FileBasedExampleGen(BaseExampleGen):
 
     @classmethod
     def execute(cls, ctx: ExecutionContext) -> None:
+        from mlpipe.io.beam import names_runner
+
         params = ctx.parameters
         splits = check_input_config(params["input_config"], params["range_config"], cls.DEFAULT_PATTERN)
         resolved = resolve_input(params["input_base"], splits, params["range_config"])
         files = local_copies(resolved.files, ctx.tmp_dir)  # a bucket's files, downloaded to read
-        write_streamed_splits(ctx, cls.reader(files, params), list(resolved.files))
+        if cls.BEAM_FORMAT and names_runner(ctx.beam_pipeline_args):  # ingest on the named runner
+            from mlpipe.components.beam_example_gen import write_splits_with_beam
+
+            write_splits_with_beam(ctx, cls.BEAM_FORMAT, files)
+        else:
+            write_streamed_splits(ctx, cls.reader(files, params), list(resolved.files))
         record_input(ctx, resolved)
 
     @classmethod
@@ -210,6 +219,7 @@ class CsvExampleGen(FileBasedExampleGen):
         },
     )
     DEFAULT_PATTERN = "*.csv"
+    BEAM_FORMAT = "csv"
 
     @staticmethod
     def reader(files: dict[str, list[str]], parameters: dict[str, Any]) -> Reader:
@@ -294,6 +304,8 @@ class CsvReader(Reader):
 class ImportExampleGen(FileBasedExampleGen):
     """Reads TFRecord files of serialized tf.Example, gzipped or not (default: every non-hidden file
     in ``input_base``); one input split is re-split by a hash of each record's bytes."""
+
+    BEAM_FORMAT = "tfrecord"
 
     @staticmethod
     def reader(files: dict[str, list[str]], parameters: dict[str, Any]) -> Reader:

@@ -25,6 +25,7 @@ class ParquetExampleGen(FileBasedExampleGen):
     hash-split by each example's bytes."""
 
     DEFAULT_PATTERN = "*.parquet"
+    BEAM_FORMAT = "parquet"
 
     @staticmethod
     def reader(files: dict[str, list[str]], parameters: dict[str, Any]) -> Reader:
