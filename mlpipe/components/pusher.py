@@ -152,8 +152,7 @@ def base_directory(node_id: str, push_destination: dict[str, Any]) -> str:
 def _publish(model_uri: str, base: str, version: int) -> int:
     """The model's SavedModel as version ``version`` of ``base``, or its ``.tflite`` file when it is
     a TFLiteConverter's output (``<version>/model.tflite``)."""
-    from mlpipe.components.tflite import publish_tflite_version, tflite_file
-    from mlpipe.serving.layout import publish_version
+    from mlpipe.serving.layout import publish_tflite_version, publish_version, tflite_file
 
     lite = tflite_file(model_uri)
     if lite is not None:

@@ -32,7 +32,6 @@ only a ``.tflite`` that predicts what the blessed SavedModel predicts.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,13 +39,12 @@ from typing import Any
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
-from mlpipe.errors import ComponentError, DataError, DefinitionError, ServingError
+from mlpipe.errors import ComponentError, DataError, DefinitionError
+from mlpipe.serving.layout import TFLITE_FILE, TFLITE_MODEL_DIR
 from mlpipe.types.artifact import Artifact
 from mlpipe.types.standard import Examples, Model, ModelBlessing
 
 SERVING_MODEL_DIR = "Format-Serving"
-TFLITE_MODEL_DIR = "Format-TFLite"
-TFLITE_FILE = "model.tflite"
 # Largest |TFLite score - SavedModel score| accepted by default. Float32 TFLite computes the same
 # function with other kernels (measured on the taxi model: 1.2e-7); quantized weights move scores
 # by a few hundredths (measured on the taxi model: dynamic range 0.031, float16 2.3e-4).
@@ -315,23 +313,3 @@ def _write_blessing(blessing: Any, blessed: bool, model: Any, reason: str) -> No
         blessing.set_custom_property("current_model_id", model.id)
     if reason:
         blessing.set_custom_property("reason", reason)
-
-
-def tflite_file(model_uri: str) -> str | None:
-    """The ``.tflite`` file of a TFLiteConverter output, or None for another model."""
-    path = os.path.join(model_uri, TFLITE_MODEL_DIR, TFLITE_FILE)
-    return path if os.path.isfile(path) else None
-
-
-def publish_tflite_version(source: str, base: str, version: int) -> int:
-    """Copy ``source`` to ``base/<version>/model.tflite`` atomically, as ``publish_version`` does for
-    SavedModels: into the hidden sibling ``.tmp-<version>-<pid>`` first, then renamed into place."""
-    target = os.path.join(base, str(version))
-    if os.path.exists(target):
-        raise ServingError(f"version {version} already exists at {target!r}; versions are immutable")
-    staging = os.path.join(base, f".tmp-{version}-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
-    shutil.copyfile(source, os.path.join(staging, TFLITE_FILE))
-    os.rename(staging, target)
-    return version

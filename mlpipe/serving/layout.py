@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 _VERSION_NAME = re.compile(r"[0-9]+", re.ASCII)
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+TFLITE_MODEL_DIR = "Format-TFLite"  # in a TFLiteConverter's output artifact
+TFLITE_FILE = "model.tflite"  # in the artifact, and in each pushed version
 CLAIM = ".mlpipe-claim"  # in a bucket: who took a version number, written before its files
 
 
@@ -197,3 +199,25 @@ def _fsync_path(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def tflite_file(model_uri: str) -> str | None:
+    """The ``.tflite`` file of a TFLiteConverter output, or None for another model."""
+    path = os.path.join(model_uri, TFLITE_MODEL_DIR, TFLITE_FILE)
+    return path if os.path.isfile(path) else None
+
+
+def publish_tflite_version(source: str, base: str, version: int) -> int:
+    """Copy ``source`` to ``base/<version>/model.tflite`` atomically, as :func:`publish_version` does
+    for SavedModels: into the hidden sibling ``.tmp-<version>-<pid>`` first, then renamed into place.
+    Here rather than beside the converter so that the Pusher's code (and cache key) does not
+    include TensorFlow's converter."""
+    target = os.path.join(base, str(version))
+    if os.path.exists(target):
+        raise ServingError(f"version {version} already exists at {target!r}; versions are immutable")
+    staging = os.path.join(base, f".tmp-{version}-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    shutil.copyfile(source, os.path.join(staging, TFLITE_FILE))
+    os.rename(staging, target)
+    return version

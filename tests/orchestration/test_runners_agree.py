@@ -70,9 +70,10 @@ def _finish(process: subprocess.Popen, log: Path) -> str:
         _stop(process)
     output = log.read_text()
     assert process.returncode == 0 and "state=success" in output, output[-3000:]
-    match = re.search(r"DagRun Finished: .*?run_id=([^,\s]+)", output)
+    match = re.search(r"DagRun Finished: dag_id=([^,\s]+), .*?run_id=([^,\s]+)", output)
     assert match, output[-3000:]
-    return re.sub(r"[^A-Za-z0-9_.-]", "-", match.group(1))  # as the DAG names its mlpipe run
+    # as the DAG names its mlpipe run: Airflow's run ids repeat across DAGs sharing a store
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", f"{match.group(1)}__{match.group(2)}")
 
 
 @pytest.fixture(scope="module")
