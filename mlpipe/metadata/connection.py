@@ -13,6 +13,7 @@ holds a MySQL advisory lock (``GET_LOCK``) named after the database, on a connec
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import random
 import threading
@@ -27,6 +28,11 @@ from mlpipe.metadata.config import MetadataConfig
 T = TypeVar("T")
 
 _RETRIES = 8
+# MySQL client errors of a dropped connection (2006, 2013, 2002/2003); of these, only "lost
+# connection during query" may come after the server ran the statement
+_CONNECTION_LOST = ("lost connection", "server has gone away", "can't connect", "connection refused")
+_MAYBE_EXECUTED = ("during query",)
+log = logging.getLogger("mlpipe.metadata")
 ADVISORY_LOCK_TIMEOUT_SECONDS = 60
 
 
@@ -59,7 +65,8 @@ class LockedStore:
             raise MetadataError(
                 f"unknown metadata store kind {config.kind!r}; use mlpipe.metadata.sqlite() or .mysql()"
             )
-        self.mlmd = self._open(metadata_store.MetadataStore, conn)
+        self._factory, self._connection_config = metadata_store.MetadataStore, conn
+        self.mlmd = self._open(self._factory, conn)
 
     def _open(self, factory: Callable[[Any], Any], conn: Any) -> Any:
         """Open the store. Several processes creating the schema of one empty MySQL database at once
@@ -149,22 +156,50 @@ class LockedStore:
                 time.sleep(min(0.1 * 2**attempt, 2.0) * random.uniform(0.5, 1.5))
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one MLMD call under the lock, retrying transient conflicts (MySQL deadlocks, busy SQLite)."""
+        """Run one MLMD call under the lock, retrying transient conflicts (MySQL deadlocks, busy
+        SQLite) and, on MySQL, a dropped connection (a server restart, its ``wait_timeout``, a proxy
+        closing idle connections): the store reconnects and the call is made again.
+
+        A read is always made again. A write only when the server never saw it ("gone away",
+        "can't connect"): after "lost connection during query" a write may have happened, and doing
+        it twice could record an execution twice, so that error is raised. In practice the first
+        call after an idle connection was dropped is a read (a launch looks up its contexts and
+        executions before it writes), which reconnects for the writes that follow.
+        """
         from ml_metadata import errors
 
+        name = getattr(fn, "__name__", str(fn))
         for attempt in range(_RETRIES):
             try:
                 with self._locked():
                     return fn(*args, **kwargs)
             except (errors.AbortedError, errors.UnavailableError, errors.InternalError) as e:
-                if (
-                    attempt == _RETRIES - 1
-                    or "locked" not in str(e).lower()
-                    and isinstance(e, errors.InternalError)
-                ):
-                    raise MetadataError(f"ML Metadata call {getattr(fn, '__name__', fn)} failed: {e}") from e
+                text = str(e).lower()
+                lost = self.config.kind == "mysql" and any(w in text for w in _CONNECTION_LOST)
+                if lost:
+                    retry = name.startswith("get_") or not any(w in text for w in _MAYBE_EXECUTED)
+                else:
+                    retry = "locked" in text or not isinstance(e, errors.InternalError)
+                if attempt == _RETRIES - 1 or not retry:
+                    raise MetadataError(f"ML Metadata call {name} failed: {e}") from e
+                if lost:
+                    fn = self._reconnect(fn)
                 time.sleep(min(0.05 * 2**attempt, 1.0) * random.uniform(0.5, 1.5))
         raise AssertionError("unreachable")
+
+    def _reconnect(self, fn: Callable[..., T]) -> Callable[..., T]:
+        """A new MLMD connection; ``fn`` rebound to it when it was a method of the old one."""
+        with self._locked():
+            old, self.mlmd = self.mlmd, None
+            try:
+                self.mlmd = self._open(self._factory, self._connection_config)
+            except MetadataError:
+                self.mlmd = old  # the server is still away: the next attempt tries again
+                return fn
+        log.warning("metadata store %s: connection lost, reconnected", self.config.describe())
+        if getattr(fn, "__self__", None) is old:
+            return getattr(self.mlmd, fn.__name__)
+        return fn
 
     def close(self) -> None:
         if self._lock_connection is not None:
