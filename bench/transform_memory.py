@@ -11,7 +11,7 @@ reports the largest sum. Prints one JSON line per run.
     # "before": the same measurement with another checkout's code first on the path
     python bench/transform_memory.py transform --examples ... --code /tmp/old-checkout --label before
 
-Transform runs the taxi ``preprocessing_fn`` (components/taxi_module.py), analyzing ``train``
+BulkInferrer predicts on ``--split`` with ``--model``. Transform runs the taxi ``preprocessing_fn`` (components/taxi_module.py), analyzing ``train``
 and transforming every split; the Evaluator the taxi ``EVAL_CONFIG`` (pipelines/taxi.py) on
 ``--split`` with the Trainer's model (``--model``: a Model artifact URI).
 """
@@ -191,13 +191,38 @@ def child_evaluator(args: argparse.Namespace, work: str) -> dict:
     }
 
 
+def child_bulk_inferrer(args: argparse.Namespace, work: str) -> dict:
+    from mlpipe.components.bulk_inferrer import BulkInferrer
+    from mlpipe.dsl.context import ExecutionContext
+    from mlpipe.types.standard import InferenceResult, Model
+
+    examples = examples_artifact(args.examples)
+    result = InferenceResult(uri=os.path.join(work, "inference"))
+    ctx = ExecutionContext(
+        node_id="BulkInferrer", pipeline_name="bench", run_id="bench", execution_id=1,
+        inputs={"examples": [examples], "model": [Model(uri=args.model)]}, outputs={"inference_result": result},
+        parameters={"data_spec": {"example_splits": [args.split]}}, tmp_dir=work,
+    )  # fmt: skip
+    started = time.perf_counter()
+    BulkInferrer.execute(ctx)
+    seconds = time.perf_counter() - started
+    rows = examples.get_custom_property(f"num_rows_{args.split}")
+    return {
+        "bench": "bulk_inferrer_memory",
+        "rows": rows,
+        "executor_s": round(seconds, 1),
+        "s_per_1M_rows": round(seconds * 1e6 / rows, 2),
+        "files": sorted(os.listdir(result.uri)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("component", choices=["transform", "evaluator"])
+    parser.add_argument("component", choices=["transform", "evaluator", "bulk_inferrer"])
     parser.add_argument("--examples", required=True, help="OUT/examples of bench/taxi_examples.py")
-    parser.add_argument("--model", help="evaluator: the Model artifact URI")
-    parser.add_argument("--split", default="eval", help="evaluator: the split to evaluate")
+    parser.add_argument("--model", help="evaluator, bulk_inferrer: the Model artifact URI")
+    parser.add_argument("--split", default="eval", help="evaluator, bulk_inferrer: the split to read")
     parser.add_argument("--code", help="checkout whose mlpipe to run (default: this one)")
     parser.add_argument("--label", default="after")
     args = parser.parse_args()
@@ -208,7 +233,12 @@ def main() -> None:
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as work:
-        report = (child_transform if args.component == "transform" else child_evaluator)(args, work)
+        run = {
+            "transform": child_transform,
+            "evaluator": child_evaluator,
+            "bulk_inferrer": child_bulk_inferrer,
+        }
+        report = run[args.component](args, work)
     print(json.dumps(report))
 
 
