@@ -356,7 +356,8 @@ class _SplitData:
     every pass: ``records`` one at a time (for the dataset key), ``batches`` decoded into record
     batches of ``_IN_PROCESS_BATCH_ROWS`` rows with the raw schema. A pass holds one batch, so
     memory does not grow with the split; each analysis phase and the transform read the files
-    again (decompressing and decoding cost ~3 us a record, a small part of applying the graph)."""
+    again (reading costs ~2.5 us a record, decoding a few more: a small part of applying the graph;
+    1M taxi rows: 61 s of CPU streamed, 52 s held in memory, peak RSS 0.95 GB against 1.38 GB)."""
 
     def __init__(self, schema: Any, tensor_representations: Any, split_dirs: dict[str, str]):
         from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
