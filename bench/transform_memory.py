@@ -14,6 +14,13 @@ reports the largest sum. Prints one JSON line per run.
 BulkInferrer predicts on ``--split`` with ``--model``. Transform runs the taxi ``preprocessing_fn`` (components/taxi_module.py), analyzing ``train``
 and transforming every split; the Evaluator the taxi ``EVAL_CONFIG`` (pipelines/taxi.py) on
 ``--split`` with the Trainer's model (``--model``: a Model artifact URI).
+
+Measured (2 cores shared with other jobs, load 5-16, so wall seconds are noisy; CPU seconds are
+the process tree's): Transform, 1M rows: before (all records held) 52 s CPU, peak 1.38 GB; after
+(streamed) 61 s CPU, peak 0.95 GB; 10M rows after: 483 s CPU (48 s per 1M rows), peak 1.02 GB,
+11 shards written. Evaluator (TFMA on the FnApiRunner, unchanged): 333k eval rows peak 1.10 GB;
+2M rows: peak 1.24 GB after 19 min (run not finished by the deadline). BulkInferrer (Beam,
+unchanged): 333k rows peak 0.99 GB, 135 s CPU per 1M rows.
 """
 
 from __future__ import annotations
