@@ -40,7 +40,7 @@ import heapq
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,10 +82,12 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class AnalysisInput:
     """One dataset to analyze: ``batches`` of its records in file order; ``source`` names it in
-    errors (a split's directory)."""
+    errors (a split's directory). ``batches`` is iterated once per analysis phase reading the
+    dataset: a list, or a re-iterable stream (Transform reads the files again each time, so
+    memory holds a batch and the analyzers' accumulators, whatever the dataset's size)."""
 
     source: str
-    batches: Sequence[pa.RecordBatch]
+    batches: Iterable[pa.RecordBatch]
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ class InProcessAnalysis:
         computed = {
             key: DatasetCache(
                 {entry: traverser.visit_value_node(node) for entry, node in entries.items()},
-                DatasetCacheMetadata(dataset_size=sum(b.nbytes for b in data[key].batches)),
+                DatasetCacheMetadata(dataset_size=evaluator.dataset_size(key)),
             )
             for key, entries in self._cache_nodes.items()
         }
@@ -364,7 +366,7 @@ class _Stream:
     label: str
     phase: int
     saved_model_dir: str
-    batches: Sequence[_Batch]
+    batches: Iterable[_Batch]
 
 
 @dataclass(frozen=True)
@@ -380,12 +382,21 @@ class _Evaluator(nodes.Visitor):
 
     def __init__(self, analysis: InProcessAnalysis, data: Mapping[DatasetKey, AnalysisInput], plan: _Plan):
         self.analysis = analysis
-        self.data = {key: _batches(dataset) for key, dataset in data.items()}
+        self.data = {key: _NumberedBatches(dataset) for key, dataset in data.items()}
         self.plan = plan
         self.passes: dict[str, dict[str, list[Any]]] = {}  # ApplySavedModel label -> reader label -> output
         self.cache_records: dict[DatasetKey, dict[bytes, list[bytes]]] = collections.defaultdict(dict)
         self.cache_entries_decoded = 0
         self.cache_entries_encoded = 0
+
+    def dataset_size(self, key: DatasetKey) -> int:
+        """The decoded bytes of a dataset, as seen by a pass over it (one more if none ran)."""
+        batches = self.data[key]
+        if batches.nbytes is None:
+            for _ in batches:
+                pass
+        assert batches.nbytes is not None
+        return batches.nbytes
 
     def visit(self, operation_def: nodes.OperationDef, input_values: tuple[Any, ...]) -> tuple[Any, ...]:
         if input_values and isinstance(input_values[0], _Stream) and type(operation_def) in _READERS:
@@ -393,7 +404,7 @@ class _Evaluator(nodes.Visitor):
         return _OPERATIONS[type(operation_def)](self, operation_def, input_values)
 
     def validate_value(self, value: Any) -> None:
-        assert isinstance(value, (list, _Stream)), value
+        assert isinstance(value, (list, _Stream, _NumberedBatches, _Chain)), value
 
     def read_pass(self, stream: _Stream) -> dict[str, list[Any]]:
         """Apply the stream's SavedModel to each batch once, feeding every reader of it (as Beam's
@@ -427,12 +438,31 @@ class _Evaluator(nodes.Visitor):
         return self.passes[stream.label]
 
 
-def _batches(dataset: AnalysisInput) -> list[_Batch]:
-    batches, first = [], 0
-    for records in dataset.batches:
-        batches.append(_Batch(dataset.source, first, records))
-        first += records.num_rows
-    return batches
+class _NumberedBatches:
+    """A dataset's batches, each with the number of its first record, on every iteration."""
+
+    def __init__(self, dataset: AnalysisInput):
+        self.dataset = dataset
+        self.nbytes: int | None = None  # the decoded size, once a pass has seen every batch
+
+    def __iter__(self) -> Iterator[_Batch]:
+        first = nbytes = 0
+        for records in self.dataset.batches:
+            yield _Batch(self.dataset.source, first, records)
+            first += records.num_rows
+            nbytes += records.nbytes
+        self.nbytes = nbytes
+
+
+class _Chain:
+    """Several datasets' batches one after the other, on every iteration (the flattened dataset)."""
+
+    def __init__(self, parts: Sequence[Iterable[_Batch]]):
+        self.parts = parts
+
+    def __iter__(self) -> Iterator[_Batch]:
+        for part in self.parts:
+            yield from part
 
 
 def _extract(element: Mapping[str, Any], keys: Any) -> Any:
@@ -531,7 +561,7 @@ def _extract_input_for_saved_model(
     ev: _Evaluator, op: beam_nodes.ExtractInputForSavedModel, inputs: tuple
 ) -> tuple:
     if op.dataset_key.is_flattened_dataset_key():
-        return ([batch for key in sorted(ev.data) for batch in ev.data[key]],)
+        return (_Chain([ev.data[key] for key in sorted(ev.data)]),)
     return (ev.data[op.dataset_key],)
 
 

@@ -210,13 +210,18 @@ def generated_records(rows: int = 5000, seed: int = 7) -> list[bytes]:
 # --- the two analyses --------------------------------------------------------------------------
 
 
-def _write_split(records: list[bytes], directory: Path) -> None:
+def _write_split(records: list[bytes], directory: Path, shards: int = 1) -> None:
+    """The records as ``shards`` gzipped TFRecord files (ExampleGen's sharded layout), in order."""
     import tensorflow as tf
 
     directory.mkdir(parents=True)
-    with tf.io.TFRecordWriter(str(directory / "data-00000-of-00001.gz"), options="GZIP") as writer:
-        for record in records:
-            writer.write(record)
+    size = -(-len(records) // shards)
+    for k in range(shards):
+        with tf.io.TFRecordWriter(
+            str(directory / f"data_tfrecord-{k:05d}-of-{shards:05d}.gz"), options="GZIP"
+        ) as writer:
+            for record in records[k * size : (k + 1) * size]:
+                writer.write(record)
 
 
 def analyze_in_process(fn, schema, split_dir: Path, out: Path) -> None:
@@ -322,8 +327,19 @@ def _vocabulary(graph: Path, name: str) -> list[bytes]:
 # --- the tests ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dataset", ["taxi", "generated"])
-def test_every_claimed_analyzer_in_process_equals_tft_on_beam(dataset, tmp_path):
+@pytest.mark.parametrize(
+    "dataset, batch_rows, shards",
+    [("taxi", 4096, 1), ("generated", 4096, 1), ("taxi", 450, 3)],
+    ids=["taxi", "generated", "taxi-14-batches-3-shards"],
+)
+def test_every_claimed_analyzer_in_process_equals_tft_on_beam(
+    dataset, batch_rows, shards, tmp_path, monkeypatch
+):
+    """Also over many batches read from several shards: the analyzers' accumulators (the
+    quantiles' sketch included) stream through the batches as Beam's combiners merge bundles."""
+    from mlpipe.components import transform
+
+    monkeypatch.setattr(transform, "_IN_PROCESS_BATCH_ROWS", batch_rows)
     if dataset == "taxi":
         records, types = taxi_records(), TAXI_TYPES
         fn = make_preprocessing_fn(
@@ -333,7 +349,7 @@ def test_every_claimed_analyzer_in_process_equals_tft_on_beam(dataset, tmp_path)
         records, types = generated_records(), GENERATED_TYPES
         fn = make_preprocessing_fn("x", "y", "tok", "key", "w", "big", ("const", "single", "nan", "inf"))
     schema = _schema(types)
-    _write_split(records, tmp_path / "train")
+    _write_split(records, tmp_path / "train", shards)
     analyze_in_process(fn, schema, tmp_path / "train", tmp_path / "here")
     analyze_with_beam(fn, schema, tmp_path / "train", tmp_path / "beam")
     got = assert_same_analysis(tmp_path / "here", tmp_path / "beam", schema, records)
