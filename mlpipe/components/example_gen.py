@@ -324,7 +324,7 @@ class TFRecordReader(Reader):
     def blocks(self) -> Iterator[Block]:
         import itertools
 
-        from mlpipe.io.example_shards import iter_tfrecords
+        from mlpipe.io.example_stream import iter_tfrecords
 
         for split, paths in self.files.items():
             for path in paths:

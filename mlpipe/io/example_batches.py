@@ -21,14 +21,13 @@ by shard).
 from __future__ import annotations
 
 import glob
-import gzip
 import os
-import struct
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from mlpipe.errors import DataError
 from mlpipe.io import examples as io_examples
+from mlpipe.io.example_stream import iter_serialized_examples
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -120,8 +119,8 @@ def tfx_record_batch(table: pa.Table, empty_lists: bool) -> pa.RecordBatch:
     no kind (a null), a null, and a column of type null if no row has a value; an empty list for
     an empty CSV cell (``empty_lists``: the table's nulls are empty CSV cells).
 
-    The conversion of :func:`mlpipe.io.examples.read_columnar_batch`, applied to any slice of a
-    split; tests/io/test_example_batches.py checks the two agree on whole splits.
+    Applied to any slice of a split; tests/io/test_example_batches.py checks every batch against
+    tfx_bsl's decoder of the same records.
     """
     import numpy as np
     import pyarrow as pa
@@ -145,44 +144,3 @@ def tfx_record_batch(table: pa.Table, empty_lists: bool) -> pa.RecordBatch:
         mask = None if empty_lists else pa.array(~valid)
         arrays.append(pa.LargeListArray.from_arrays(offsets, values.cast(kind), mask=mask))
     return pa.RecordBatch.from_arrays(arrays, names)
-
-
-def iter_serialized_examples(
-    split_dir: str, batch_records: int, part: int = 0, parts: int = 1
-) -> Iterator[list[bytes]]:
-    """The serialized records of a split's TFRecord shards (gzipped or not), ``batch_records`` at
-    a time, checksums verified, in shard order; part ``part`` of ``parts`` reads every
-    ``parts``-th shard from the ``part``-th. Memory holds one batch and one read buffer."""
-    batch: list[bytes] = []
-    for path in io_examples.example_files(split_dir)[part::parts]:
-        for record in _tfrecords(path):
-            batch.append(record)
-            if len(batch) == batch_records:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
-
-
-def _tfrecords(path: str) -> Iterator[bytes]:
-    """The records of one TFRecord file, each checked against its length and data CRC32C."""
-    from isal import igzip
-
-    with open(path, "rb") as raw:
-        gzipped = raw.read(2) == b"\x1f\x8b"
-    try:
-        with igzip.open(path, "rb") if gzipped else open(path, "rb") as f:
-            offset = 0
-            while header := f.read(12):
-                if len(header) < 12 or header[8:] != io_examples._masked_crc(header[:8]):
-                    raise DataError(
-                        f"{path}: not a TFRecord file, or corrupt at byte {offset} of its records"
-                    )
-                (length,) = struct.unpack("<Q", header[:8])
-                record, crc = f.read(length), f.read(4)
-                if len(record) != length or crc != io_examples._masked_crc(record):
-                    raise DataError(f"{path}: record at byte {offset} fails its CRC32C check")
-                yield record
-                offset += 16 + length
-    except (EOFError, gzip.BadGzipFile, OSError) as e:
-        raise DataError(f"{path}: truncated or not gzip ({e}); rerun the ExampleGen") from None

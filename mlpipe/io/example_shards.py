@@ -16,8 +16,6 @@ reader globs) and renamed when the split is complete.
 from __future__ import annotations
 
 import os
-import struct
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -171,26 +169,3 @@ class ShardedSplitWriter:
                 pass
         shutil.rmtree(self.split_dir, ignore_errors=True)
         shutil.rmtree(os.path.join(self.examples_uri, ".columnar", f"Split-{self.split}"), ignore_errors=True)
-
-
-def iter_tfrecords(path: str) -> Iterator[bytes]:
-    """The records of one TFRecord file, gzipped (by its magic bytes) or not, checksums verified,
-    one at a time (:func:`mlpipe.io.examples.read_tfrecords` reads them all)."""
-    from isal import igzip
-
-    from mlpipe.errors import DataError
-    from mlpipe.io.examples import _masked_crc
-
-    with open(path, "rb") as raw:
-        gzipped = raw.read(2) == b"\x1f\x8b"
-    with igzip.open(path, "rb") if gzipped else open(path, "rb") as f:
-        offset = 0
-        while header := f.read(12):
-            (length,) = struct.unpack("<Q", header[:8]) if len(header) == 12 else (-1,)
-            if length < 0 or header[8:] != _masked_crc(header[:8]):
-                raise DataError(f"{path}: not a TFRecord file, or corrupt at byte {offset} of its records")
-            record, crc = f.read(length), f.read(4)
-            if len(record) != length or crc != _masked_crc(record):
-                raise DataError(f"{path}: record at byte {offset} fails its CRC32C check")
-            yield record
-            offset += 16 + length

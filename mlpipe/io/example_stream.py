@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from mlpipe.errors import DataError
 from mlpipe.io.examples import _masked_crc, example_files
@@ -22,14 +23,17 @@ from mlpipe.io.examples import _masked_crc, example_files
 _CHUNK_BYTES = 4 << 20  # decompressed bytes read at a time
 
 
-def iter_serialized_examples(split_dir: str, batch_records: int) -> Iterator[list[bytes]]:
+def iter_serialized_examples(
+    split_dir: str, batch_records: int, part: int = 0, parts: int = 1
+) -> Iterator[list[bytes]]:
     """The split's records in file order, ``batch_records`` at a time (the last batch may be
     shorter; no batch is empty), checksums verified; a corrupt file is a ``DataError`` naming it
-    and the byte offset."""
+    and the byte offset. Part ``part`` of ``parts`` reads every ``parts``-th shard from the
+    ``part``-th (StatisticsGen's processes each take one part)."""
     if batch_records < 1:
         raise ValueError(f"batch_records must be positive, got {batch_records}")
     batch: list[bytes] = []
-    for path in example_files(split_dir):
+    for path in example_files(split_dir)[part::parts]:
         for record in iter_tfrecords(path):
             batch.append(record)
             if len(batch) == batch_records:
@@ -40,37 +44,48 @@ def iter_serialized_examples(split_dir: str, batch_records: int) -> Iterator[lis
 
 
 def iter_tfrecords(path: str) -> Iterator[bytes]:
-    """The records of one TFRecord file (gzipped, detected by its magic bytes, or not), streamed."""
+    """The records of one TFRecord file (gzipped, detected by its magic bytes, or not), streamed,
+    each checked against its length and CRC32C; the next chunk inflates in a second thread."""
+    import gzip
+
     from isal import igzip
 
     with open(path, "rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
-    with igzip.open(path, "rb") if gzipped else open(path, "rb") as f, ThreadPoolExecutor(1) as reader:
-        pending: Future[bytes] = reader.submit(f.read, _CHUNK_BYTES)
-        buffer, position, offset = b"", 0, 0  # offset: of buffer[position] in the file's records
-        while True:
-            chunk = pending.result()
-            if chunk:
-                pending = reader.submit(f.read, _CHUNK_BYTES)  # the next chunk inflates meanwhile
-                buffer = buffer[position:] + chunk
-                position = 0
-            end = len(buffer)
-            while end - position >= 12:
-                header = buffer[position : position + 8]
-                if buffer[position + 8 : position + 12] != _masked_crc(header):
-                    raise DataError(
-                        f"{path}: not a TFRecord file, or corrupt at byte {offset} of its records"
-                    )
-                (length,) = struct.unpack("<Q", header)
-                if end - position < 16 + length:
-                    break
-                record = buffer[position + 12 : position + 12 + length]
-                if buffer[position + 12 + length : position + 16 + length] != _masked_crc(record):
-                    raise DataError(f"{path}: record at byte {offset} fails its CRC32C check")
-                yield record
-                position += 16 + length
-                offset += 16 + length
-            if not chunk:
-                if position != end:
-                    raise DataError(f"{path}: truncated record at byte {offset} of its records")
-                return
+    try:
+        with igzip.open(path, "rb") if gzipped else open(path, "rb") as f, ThreadPoolExecutor(1) as reader:
+            yield from _records(path, f, reader)
+    except (EOFError, gzip.BadGzipFile, igzip.BadGzipFile) as e:
+        raise DataError(f"{path}: truncated or not gzip ({e}); rerun the step that wrote it") from None
+
+
+def _records(path: str, f: Any, reader: ThreadPoolExecutor) -> Iterator[bytes]:
+    pending: Future[bytes] = reader.submit(f.read, _CHUNK_BYTES)
+    buffer, position, offset = b"", 0, 0  # offset: of buffer[position] in the file's records
+    while True:
+        chunk = pending.result()
+        if chunk:
+            pending = reader.submit(f.read, _CHUNK_BYTES)  # the next chunk inflates meanwhile
+            buffer = buffer[position:] + chunk
+            position = 0
+        end = len(buffer)
+        while end - position >= 12:
+            header = buffer[position : position + 8]
+            if buffer[position + 8 : position + 12] != _masked_crc(header):
+                raise DataError(f"{path}: not a TFRecord file, or corrupt at byte {offset} of its records")
+            (length,) = struct.unpack("<Q", header)
+            if end - position < 16 + length:
+                break
+            record = buffer[position + 12 : position + 12 + length]
+            if buffer[position + 12 + length : position + 16 + length] != _masked_crc(record):
+                raise DataError(f"{path}: record at byte {offset} fails its CRC32C check")
+            yield record
+            position += 16 + length
+            offset += 16 + length
+        if not chunk:
+            if position != end:
+                raise DataError(
+                    f"{path}: record at byte {offset} fails: truncated record ({end - position} bytes of "
+                    f"it); rerun the step that wrote it"
+                )
+            return

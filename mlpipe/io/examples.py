@@ -1069,37 +1069,6 @@ def write_columnar(path: str, table: pa.Table) -> None:
         writer.write_table(table, max_chunksize=1 << 20)
 
 
-def read_columnar_batch(path: str) -> pa.RecordBatch:
-    """The split exactly as tfx_bsl's decoder returns its tf.Examples: one large_list column per
-    feature (sorted by name), float32 floats; where a row's feature has no kind (a null), a null,
-    and a column of type null if no row has a value; an empty list for an empty CSV cell."""
-    import numpy as np
-    import pyarrow as pa
-
-    with pa.memory_map(path) as source:
-        table = pa.ipc.open_file(source).read_all().combine_chunks()
-    empty_lists = _empty_cells_as_lists(table.schema)
-    names, arrays = [], []
-    for name in sorted(table.column_names):
-        column = table.column(name)
-        column = column.chunk(0) if column.num_chunks else pa.array([], column.type)
-        names.append(name)
-        if pa.types.is_null(column.type) or (column.null_count == len(column) and not empty_lists):
-            arrays.append(pa.nulls(len(column)))
-            continue
-        valid = column.is_valid().to_numpy(zero_copy_only=False)
-        if pa.types.is_list(column.type):
-            lengths = column.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
-            values = column.flatten()
-        else:
-            lengths, values = valid.astype(np.int64), column.drop_null()
-        offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
-        kind = {pa.float64(): pa.float32(), pa.binary(): pa.large_binary()}.get(values.type, values.type)
-        mask = None if empty_lists else pa.array(~valid)
-        arrays.append(pa.LargeListArray.from_arrays(offsets, values.cast(kind), mask=mask))
-    return pa.RecordBatch.from_arrays(arrays, names)
-
-
 def example_files(split_dir: str) -> list[str]:
     """The gzipped TFRecord shards of one split (any ``*.gz`` name, as TFX readers accept)."""
     files = sorted(glob.glob(os.path.join(split_dir, "*.gz")))

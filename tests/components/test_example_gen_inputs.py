@@ -19,6 +19,7 @@ from mlpipe.components.sql_example_gen import SqlExampleGen
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.errors import DataError, DefinitionError
 from mlpipe.io import examples as io
+from mlpipe.io.example_batches import iter_record_batches
 from mlpipe.io.input_patterns import check_input_config, resolve_input
 from mlpipe.types.standard import Examples
 
@@ -240,9 +241,10 @@ def test_columnar_copy_decodes_like_the_records(tmp_path):
     # nulls as Parquet/SQL write them (features without a kind), and as CSV writes empty cells
     for nulls in (table, io.with_empty_cells_as_empty_lists(table)):
         records = io.encode_examples(nulls)
-        path = str(tmp_path / "copy.arrow")
-        io.write_columnar(path, nulls)
+        uri = str(tmp_path / ("lists" if nulls is not table else "nulls"))
+        io.write_columnar(io.columnar_path(uri, "train"), nulls)
         decoded = ExamplesToRecordBatchDecoder().DecodeBatch(records)
-        assert io.read_columnar_batch(path).equals(decoded)
+        (batch,) = iter_record_batches(uri, "train")
+        assert batch.equals(decoded)
         assert decoded.column(decoded.schema.names.index("untyped")).null_count == 4
     assert decoded.column(decoded.schema.names.index("i")).to_pylist() == [[1], [], [3], []]

@@ -17,6 +17,7 @@ import pytest
 from mlpipe.errors import DataError
 from mlpipe.io import example_batches as eb
 from mlpipe.io import examples as io
+from mlpipe.io.example_stream import iter_serialized_examples
 from tests.support.example_splits import write_split
 
 ROWS = 23
@@ -101,10 +102,10 @@ def test_serialized_examples_stream_in_batches_across_shards(tmp_path):
     uri = str(tmp_path)
     write_split(uri, "train", _table(False), 3)
     split_dir = str(tmp_path / "Split-train")
-    batches = list(eb.iter_serialized_examples(split_dir, 5))
+    batches = list(iter_serialized_examples(split_dir, 5))
     assert [len(b) for b in batches] == [5, 5, 5, 5, 3]
     assert [r for b in batches for r in b] == io.read_tfrecords(io.example_files(split_dir))
-    assert [r for b in eb.iter_serialized_examples(split_dir, 100, 1, 2) for r in b] == io.read_tfrecords(
+    assert [r for b in iter_serialized_examples(split_dir, 100, 1, 2) for r in b] == io.read_tfrecords(
         io.example_files(split_dir)[1:2]
     )
 
@@ -117,10 +118,10 @@ def test_corrupt_record_names_file_and_byte(tmp_path):
     raw[16 + 3 + 12] ^= 1  # first byte of the second record
     path.write_bytes(gzip.compress(bytes(raw)))
     with pytest.raises(DataError, match=rf"{path}: record at byte 19 fails its CRC32C check"):
-        list(eb.iter_serialized_examples(str(split_dir), 10))
+        list(iter_serialized_examples(str(split_dir), 10))
     path.write_bytes(gzip.compress(bytes(raw[:33])))  # cut inside the second record
     with pytest.raises(DataError, match=rf"{path}: record at byte 19 fails"):
-        list(eb.iter_serialized_examples(str(split_dir), 10))
+        list(iter_serialized_examples(str(split_dir), 10))
     path.write_bytes(b"\x1f\x8bnot gzip at all")
     with pytest.raises(DataError, match=rf"{path}: truncated or not gzip"):
-        list(eb.iter_serialized_examples(str(split_dir), 10))
+        list(iter_serialized_examples(str(split_dir), 10))
