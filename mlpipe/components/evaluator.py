@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mlpipe.components.example_splits import check_splits
 from mlpipe.components.model_selection import (
     CANDIDATE_INPUT_PREFIX,
     CandidateResult,
@@ -167,7 +168,7 @@ class Evaluator(Component):
             baseline_dir=_serving_dir(baseline.uri) if baseline else None,
             patterns=[
                 os.path.join(examples.split_uri(s), "*.gz")
-                for s in _check_splits(ctx.node_id, examples, splits)
+                for s in check_splits(ctx.node_id, examples, splits)
             ],
             schema_uri=schema.uri if schema else None,
             output_path=evaluation.uri,
@@ -252,18 +253,6 @@ def _set_model_type(eval_config: Any, model_name: str, model_dir: str) -> None:
     if not spec.model_type:
         keras = os.path.isfile(os.path.join(model_dir, "keras_metadata.pb"))
         spec.model_type = constants.TF_KERAS if keras else constants.TF_GENERIC
-
-
-def _check_splits(node_id: str, examples: Any, splits: list[str]) -> list[str]:
-    if not splits:
-        raise DefinitionError(f"{node_id}: example_splits is empty; name at least one split, e.g. ['eval']")
-    for split in splits:
-        if not os.path.isdir(examples.split_uri(split)):
-            raise DataError(
-                f"{node_id}: split '{split}' not found at {examples.split_uri(split)}; "
-                f"the Examples have splits {examples.split_names or sorted(os.listdir(examples.uri))}"
-            )
-    return splits
 
 
 def _serving_dir(model_uri: str) -> str:
@@ -438,7 +427,7 @@ def _evaluate_candidates(ctx: ExecutionContext) -> None:
         model_dirs={name: _serving_dir(model.uri) for name, model in models.items()},
         baseline_dir=_serving_dir(baseline.uri) if baseline else None,
         patterns=[
-            os.path.join(examples.split_uri(s), "*.gz") for s in _check_splits(ctx.node_id, examples, splits)
+            os.path.join(examples.split_uri(s), "*.gz") for s in check_splits(ctx.node_id, examples, splits)
         ],
         schema_uri=schema.uri if schema else None,
         output_path=evaluation.uri,

@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from mlpipe.components.example_splits import check_splits
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
@@ -128,7 +129,10 @@ class TFLiteConverter(Component):
             ctx.node_id,
             serving_dir,
             content,
-            _split_dirs(ctx.node_id, examples, list(ctx.parameters["example_splits"])),
+            [
+                examples.split_uri(s)
+                for s in check_splits(ctx.node_id, examples, list(ctx.parameters["example_splits"]))
+            ],
             label_key=ctx.parameters["label_key"],
             preprocessing_function_name=ctx.parameters["preprocessing_function_name"],
         )
@@ -285,18 +289,6 @@ def _batches(split_dirs: list[str]) -> Iterator[list[bytes]]:
         rows = read_examples(split_dir)
         for start in range(0, len(rows), BATCH_ROWS):
             yield rows[start : start + BATCH_ROWS]
-
-
-def _split_dirs(node_id: str, examples: Any, splits: list[str]) -> list[str]:
-    if not splits:
-        raise DefinitionError(f"{node_id}: example_splits is empty; name at least one split, e.g. ['eval']")
-    for split in splits:
-        if not os.path.isdir(examples.split_uri(split)):
-            raise DataError(
-                f"{node_id}: split '{split}' not found at {examples.split_uri(split)}; "
-                f"the Examples have splits {examples.split_names or sorted(os.listdir(examples.uri))}"
-            )
-    return [examples.split_uri(split) for split in splits]
 
 
 def _tree_size(directory: str) -> int:

@@ -18,17 +18,16 @@ an ``atexit`` hook that a signal never reaches).
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.mariadb import _die_with_parent_hook, _log_tail
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -186,25 +185,3 @@ def _kill_group(process: subprocess.Popen[bytes], timeout: float) -> None:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
         pass
-
-
-def _die_with_parent_hook() -> Callable[[], None] | None:
-    """A preexec hook making the kernel SIGTERM the server if the test process dies without atexit
-    (Linux; armed from the main thread only, as the signal fires when the starting thread ends)."""
-    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    pr_set_pdeathsig = 1
-
-    def hook() -> None:
-        prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-    return hook
-
-
-def _log_tail(path: Path, lines: int = 40) -> str:
-    try:
-        tail = path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return ""
-    return f"\n--- last {len(tail)} lines of {path} ---\n" + "\n".join(tail)
