@@ -54,7 +54,7 @@ class StatisticsGen(Component):
     that switched to Beam above it: set, a split of more rows (or of an unknown count) still goes
     to Beam. Left unset, only ``beam_pipeline_args`` naming a ``--runner`` choose Beam: the
     streaming path takes ~20x less CPU per row than TFDV's Beam transform on one machine (bench/
-    statistics.py: 1.9-2.7 CPU s per 1M rows at 1M-10M rows, Beam 40 at 1M), and both grow
+    statistics_streaming.py: 1.9-2.7 CPU s per 1M rows at 1M-10M rows, Beam 40 at 1M), and both grow
     linearly, so no size makes Beam on the in-process runner worth it.
     """
 
@@ -113,7 +113,7 @@ def uses_beam(beam_pipeline_args: list[str], beam_threshold_rows: int | None, ro
     return beam_threshold_rows is not None and (rows is None or rows > beam_threshold_rows)
 
 
-# A second process costs ~0.1 CPU s (a fork, pickled accumulators, a merge; bench/statistics.py on
+# A second process costs ~0.1 CPU s (a fork, pickled accumulators, a merge; bench/statistics_streaming.py on
 # 1M rows: 2.35 CPU s in two processes, 2.26 in one); below this many rows, ~1 s of work on one
 # core, there is little to win.
 PARALLEL_MIN_ROWS = 500_000

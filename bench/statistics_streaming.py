@@ -16,7 +16,7 @@ former path below ``beam_threshold_rows`` (the whole split as one Arrow batch th
 ``generate_statistics_in_memory``); ``beam`` TFDV's Beam transform on the in-process FnApiRunner
 (the former path above the threshold). One JSON line per (mode, rows).
 
-    .venv/bin/python bench/statistics.py [--rows 1 5 10] [--modes streaming in-memory beam] [--work DIR]
+    .venv/bin/python bench/statistics_streaming.py [--rows 1 5 10] [--modes streaming in-memory beam] [--work DIR]
 """
 
 from __future__ import annotations
