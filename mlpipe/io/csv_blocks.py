@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mlpipe.errors import DataError
-from mlpipe.io.examples import _UTF8_BOM, _line_of, _locate_ragged_row, scan_quotes
+from mlpipe.io.examples import _UTF8_BOM, _line_of, _locate_ragged_row, check_text, scan_quotes
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -138,17 +138,4 @@ def parse_block(block: CsvBlock, header: list[str]) -> pa.Table:
 def _check_text(block: CsvBlock) -> None:
     """UTF-8 without NUL bytes, or an error naming the line (ASCII, the common case, costs one scan)."""
     data = block.data
-    if not data.isascii():
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise DataError(
-                f"{block.path}:{block.line_of(e.start)}: byte "
-                f"{data[e.start : e.start + 1]!r} is not UTF-8; re-encode the file as UTF-8"
-            ) from None
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise DataError(
-            f"{block.path}:{block.line_of(nul)}: NUL byte; a CSV file is text "
-            f"(is this one UTF-16, or binary?)"
-        )
+    check_text(block.path, data, block.line_of)

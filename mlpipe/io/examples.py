@@ -93,18 +93,8 @@ def parse_csv(path: str, raw: bytes) -> pa.Table:
     data = raw[len(_UTF8_BOM) :] if raw.startswith(_UTF8_BOM) else raw  # Arrow drops it itself
     if not data.strip():
         raise DataError(f"{path}: file is empty; expected a header line and at least one row")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(
-            f"{path}:{_line_of(data, e.start)}: byte {data[e.start : e.start + 1]!r} is not UTF-8; "
-            f"re-encode the file as UTF-8"
-        ) from None
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise DataError(
-            f"{path}:{_line_of(data, nul)}: NUL byte; a CSV file is text (is this one UTF-16, or binary?)"
-        )
+    check_text(path, data, lambda position: _line_of(data, position))
+    text = data.decode("utf-8")
     multiline = _check_quotes(path, data)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header = next((row for row in reader if row), [])
@@ -138,6 +128,24 @@ def parse_csv(path: str, raw: bytes) -> pa.Table:
 
 # Below this size Arrow's thread pool costs more than it saves (~1 ms a file).
 _THREADED_CSV_BYTES = 1 << 20
+
+
+def check_text(path: str, data: bytes, line_of: Callable[[int], int]) -> None:
+    """A DataError naming the line (``line_of(position)``) of the first byte that is not UTF-8, or
+    of a NUL byte: what makes CSV bytes not text. ASCII data skips the decode."""
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(
+                f"{path}:{line_of(e.start)}: byte {data[e.start : e.start + 1]!r} is not UTF-8; "
+                f"re-encode the file as UTF-8"
+            ) from None
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise DataError(
+            f"{path}:{line_of(nul)}: NUL byte; a CSV file is text (is this one UTF-16, or binary?)"
+        )
 
 
 def _check_quotes(path: str, data: bytes) -> bool:
