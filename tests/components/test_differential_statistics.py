@@ -11,12 +11,13 @@ schema came from, the same anomalies on drifted and broken data.
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.oracles import differences
 
 DATA = Path(__file__).parents[2] / "examples" / "data"
 TAXI_CSV = DATA / "chicago_taxi.csv"
@@ -81,27 +82,6 @@ def _mlpipe_statistics(outputs: dict, split: str):
     return tfdv.load_stats_binary(os.path.join(artifact.split_uri(split), "FeatureStats.pb"))
 
 
-def _differences(a, b, where: str = "") -> list[str]:
-    """Where two protobuf-as-dict trees differ: numbers beyond 1e-9 relative, anything else at all."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = [f"{where}.{k}: only one side" for k in a.keys() ^ b.keys()]
-        for key in a.keys() & b.keys():
-            out += _differences(a[key], b[key], f"{where}.{key}")
-        return out
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return [f"{where}: {len(a)} vs {len(b)} items"]
-        return [
-            d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{where}[{i}]")
-        ]
-    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
-        if math.isnan(a) and math.isnan(b) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9):
-            return []
-    elif a == b:
-        return []
-    return [f"{where}: {a!r} vs {b!r}"]
-
-
 def _by_feature(statistics) -> dict[str, dict]:
     from google.protobuf.json_format import MessageToDict
 
@@ -135,7 +115,7 @@ def test_statistics_equal_tfdv_on_the_same_examples(dataset):
         mine = _mlpipe_statistics(outputs, split)
         assert mine.datasets[0].num_examples == theirs.datasets[0].num_examples > 0
         mine, theirs = _by_feature(mine), _by_feature(theirs)
-        assert _differences(mine, theirs) == [], (name, split)
+        assert differences(mine, theirs) == [], (name, split)
         assert len(mine) > 5 and any("histograms" in str(f) for f in mine.values())  # compared in full
 
 

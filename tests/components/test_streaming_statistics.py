@@ -28,6 +28,7 @@ import pytest
 from mlpipe.errors import DataError
 from mlpipe.io import examples as io
 from tests.support.example_splits import write_split
+from tests.support.oracles import differences
 
 DATA = Path(__file__).parents[2] / "examples" / "data"
 sys.path.insert(0, str(DATA))
@@ -102,27 +103,6 @@ def _tfdv_in_memory(uri: str, options):
     )
 
 
-def _differences(a, b, where: str = "") -> list[str]:
-    """Where two protobuf-as-dict trees differ: numbers beyond 1e-9 relative, anything else at all."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = [f"{where}.{k}: only one side" for k in a.keys() ^ b.keys()]
-        for key in a.keys() & b.keys():
-            out += _differences(a[key], b[key], f"{where}.{key}")
-        return out
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return [f"{where}: {len(a)} vs {len(b)} items"]
-        return [
-            d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{where}[{i}]")
-        ]
-    if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
-        if math.isnan(a) and math.isnan(b) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9):
-            return []
-    elif a == b:
-        return []
-    return [f"{where}: {a!r} vs {b!r}"]
-
-
 def _by_feature(statistics) -> dict[str, dict]:
     """Features by name as dicts, each natural-language match rate rounded to 0.05: TFDV's
     generator rates only the first 100 values of each record batch (``_CROP_AT_VALUES``, in Beam
@@ -148,7 +128,7 @@ def test_streamed_statistics_equal_tfdv_in_memory_on_the_whole_split(split, fiel
     theirs = _tfdv_in_memory(split, options)
     assert mine.datasets[0].num_examples == theirs.datasets[0].num_examples >= 2000
     mine, theirs = _by_feature(mine), _by_feature(theirs)
-    assert _differences(mine, theirs) == []
+    assert differences(mine, theirs) == []
     assert len(mine) > 6 and sum("histograms" in str(f) for f in mine.values()) > 3  # compared in full
     if fields:
         assert "weightedNumericStats" in str(mine) and "weightedStringStats" in str(mine)
@@ -162,7 +142,7 @@ def test_statistics_from_decoded_records_equal_those_from_the_columnar_copy(spli
     shutil.rmtree(copy / ".columnar")
     options = _options(None)
     decoded = statistics_in_process(str(copy), "train", options, 2, 500)
-    assert _differences(_by_feature(decoded), _by_feature(_tfdv_in_memory(split, options))) == []
+    assert differences(_by_feature(decoded), _by_feature(_tfdv_in_memory(split, options))) == []
 
 
 def test_streamed_statistics_equal_tfdv_beam(split, tmp_path):
@@ -179,7 +159,7 @@ def test_streamed_statistics_equal_tfdv_beam(split, tmp_path):
         pipeline_options=beam_pipeline_options([]),
     )
     mine = statistics_in_process(split, "train", options, 2, 700)
-    assert _differences(_by_feature(mine), _by_feature(theirs)) == []
+    assert differences(_by_feature(mine), _by_feature(theirs)) == []
 
 
 def test_a_bad_shard_in_a_worker_process_is_a_data_error(tmp_path):
