@@ -275,7 +275,7 @@ class CsvReader(Reader):
         payload = block.payload
         raw = parse_block(payload, self.header) if isinstance(payload, CsvBlock) else payload
         typed = io.with_empty_cells_as_empty_lists(apply_kinds(raw, self.kinds))
-        return encode_rows(block, plan, typed, io.encode_examples(typed), lambda: io.row_fingerprints(raw))
+        return encode_rows(block, plan, typed, None, lambda: io.row_fingerprints(raw))
 
     def widen(self, kinds: dict[str, str]) -> None:
         self.forced, self.kinds, self.header = dict(kinds), None, None

@@ -29,10 +29,11 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-# Blocks in work at once: one per core, and one read ahead. Threads, not processes: two worker
-# processes (commit e9ffabb) measured slower on the shared 2-core machine (1M taxi rows: 18.3 s
-# and 11.4 CPU s against 12.6 s and 8.1 CPU s, peak RSS 1.0 GB against 0.6 GB; pickling blocks
-# and results, and the fork server's imports, cost more than the GIL the threads share).
+# Blocks in work at once: one per core, and one read ahead. Threads, not processes: with the
+# records kept in Arrow (no Python object per record) most of the work releases the GIL, and on
+# 1M taxi rows two threads encode in 2.2 s wall (3.9 CPU s; one thread 3.8 s), where two forked
+# processes that need no transfer at all took 2.1 s; a real process pool (commit e9ffabb) adds the
+# pickling of every block and result and the workers' start, and measured slower.
 IN_FLIGHT = 3
 WORKERS = 2
 
@@ -117,41 +118,49 @@ def encode_rows(
     block: Block,
     plan: SplitPlan,
     typed: pa.Table | None,
-    records: list[bytes],
+    records: list[bytes] | None,
     fingerprints: Callable[[], np.ndarray],
 ) -> Encoded:
-    """Split one block's records (and typed rows) and frame them as TFRecords."""
+    """Split one block's rows and frame each split's records as TFRecords. ``records``: the
+    block's records as they are (read or encoded already), or None: each split's rows of
+    ``typed`` are encoded here, after the split, so records never become Python objects."""
     import numpy as np
 
     from mlpipe.io import examples as io
 
+    count = len(records) if records is not None else typed.num_rows if typed is not None else 0
     if plan.buckets is None:
-        chosen = {block.split: np.arange(len(records))}
+        chosen = {block.split: np.arange(count)}
     elif plan.partition_feature is not None:
         chosen = assign_splits(
             _partition_fingerprints(block, typed, records, plan.partition_feature), plan.buckets
         )
     else:
         chosen = assign_splits(fingerprints(), plan.buckets)
-    encoded = Encoded(len(records))
+    encoded = Encoded(count)
     for name, rows in chosen.items():
         if not len(rows):
             continue
-        every = len(rows) == len(records)
-        part = records if every else [records[i] for i in rows]
+        every = len(rows) == count
         table = None if typed is None else typed if every else typed.take(rows)
+        if records is None:
+            assert table is not None
+            part: list[bytes] | pa.Array = io.encode_example_array(table)
+        else:
+            part = records if every else [records[i] for i in rows]
         encoded.parts[name] = (io._framed(part), len(rows), table)
     return encoded
 
 
 def _partition_fingerprints(
-    block: Block, typed: pa.Table | None, records: list[bytes], feature: str
+    block: Block, typed: pa.Table | None, records: list[bytes] | None, feature: str
 ) -> np.ndarray:
     import pyarrow as pa
 
     from mlpipe.io import examples as io
 
     if typed is None:  # records read as they are (ImportExampleGen): decode them
+        assert records is not None
         from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
 
         typed = pa.Table.from_batches([ExamplesToRecordBatchDecoder().DecodeBatch(records)])

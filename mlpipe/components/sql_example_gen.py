@@ -118,7 +118,7 @@ class SqlReader(Reader):
         assert self.kinds is not None
         raw = text_table(block.payload, self.names, self.query)
         typed = apply_kinds(raw, self.kinds)
-        return encode_rows(block, plan, typed, io.encode_examples(typed), lambda: io.row_fingerprints(raw))
+        return encode_rows(block, plan, typed, None, lambda: io.row_fingerprints(raw))
 
     def widen(self, kinds: dict[str, str]) -> None:
         self.forced, self.kinds = dict(kinds), None

@@ -256,6 +256,42 @@ def test_batches_and_chunks_do_not_change_the_records(monkeypatch):
     assert io.encode_examples(chunked) == expected
 
 
+def test_encode_example_array_is_encode_examples_in_arrow(monkeypatch):
+    table = _every_kind()
+    monkeypatch.setattr(io, "_BATCH_ROWS", 3)  # several batches, concatenated
+    array = io.encode_example_array(table)
+    assert array.type == pa.large_binary() and array.to_pylist() == io.encode_examples(table)
+
+
+def _crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) bit by bit: the oracle for framing."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def _tfrecord(record: bytes) -> bytes:
+    """One TFRecord frame as TensorFlow's record_writer.cc writes it (masked CRCs)."""
+
+    def masked(data: bytes) -> bytes:
+        crc = _crc32c(data)
+        return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+
+    length = struct.pack("<Q", len(record))
+    return length + masked(length) + record + masked(record)
+
+
+def test_frames_of_bytes_and_of_arrow_arrays_are_tfrecords():
+    records = [*io.encode_examples(_every_kind()), b"", b"x" * 300]
+    expected = b"".join(map(_tfrecord, records))
+    sliced = pa.array([b"before", *records], pa.large_binary()).slice(1)  # offsets not from 0
+    for given in (records, pa.array(records, pa.binary()), pa.array(records, pa.large_binary()), sliced):
+        assert bytes(io._framed(given)) == expected
+
+
 def test_long_values_take_multi_byte_lengths():
     """Heads of many distinct sizes (kept per distinct size, not per possible size)."""
     sizes = [0, 1, 127, 128, 16383, 16384, 100_000, 3_000_000]
