@@ -144,3 +144,37 @@ def tfx_record_batch(table: pa.Table, empty_lists: bool) -> pa.RecordBatch:
         mask = None if empty_lists else pa.array(~valid)
         arrays.append(pa.LargeListArray.from_arrays(offsets, values.cast(kind), mask=mask))
     return pa.RecordBatch.from_arrays(arrays, names)
+
+
+def columnar_conforms(files: Sequence[str], target: pa.Schema) -> bool:
+    """Whether batches of these columnar files can be given ``target``'s shape by :func:`conform`:
+    each column the target names has the target's type in every file (or no values: null).
+    Otherwise (a schema that types a feature differently from the data) the records must go
+    through tfx_bsl's decoder, which is where that mismatch is reported."""
+    import pyarrow as pa
+
+    for path in files:
+        table, empty_lists = _open(path)
+        shaped = tfx_record_batch(table.slice(0, 0), empty_lists).schema
+        for field in target:
+            index = shaped.get_field_index(field.name)
+            if index >= 0 and shaped.field(index).type not in (field.type, pa.null()):
+                return False
+    return True
+
+
+def conform(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
+    """``batch`` (of :func:`iter_record_batches`) as tfx_bsl's decoder *given a schema* returns
+    the same records: the schema's features in its order with its types, a feature no record has
+    as nulls, features the schema does not name dropped. The columns must conform
+    (:func:`columnar_conforms`); tests/io/test_example_batches.py checks this against the decoder."""
+    import pyarrow as pa
+
+    arrays = []
+    for field in target:
+        index = batch.schema.get_field_index(field.name)
+        column = batch.column(index) if index >= 0 else None
+        if column is None or pa.types.is_null(column.type):
+            column = pa.nulls(batch.num_rows, field.type)
+        arrays.append(column)
+    return pa.RecordBatch.from_arrays(arrays, schema=target)

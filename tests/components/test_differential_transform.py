@@ -238,7 +238,7 @@ def analyze_in_process(fn, schema, split_dir: Path, out: Path) -> None:
         .TensorAdapterConfig()
         .tensor_representations
     )
-    splits = _SplitData(schema, representations, {"train": str(split_dir)})
+    splits = _SplitData(schema, representations, str(split_dir.parent), {"train": str(split_dir)})
     key = DatasetKey("train")
     with tft_beam.Context(temp_dir=str(out / "tmp")):
         analysis = tft_analysis.InProcessAnalysis(fn, splits.tensor_adapter_config, [key], None)

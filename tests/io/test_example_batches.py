@@ -125,3 +125,47 @@ def test_corrupt_record_names_file_and_byte(tmp_path):
     path.write_bytes(b"\x1f\x8bnot gzip at all")
     with pytest.raises(DataError, match=rf"{path}: truncated or not gzip"):
         list(iter_serialized_examples(str(split_dir), 10))
+
+
+def _schema(types: dict[str, str]):
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = schema_pb2.Schema()
+    for name, kind in types.items():
+        schema.feature.add(name=name, type=getattr(schema_pb2, kind))
+    return schema
+
+
+# Features in an order of their own; "f" left out, "absent" in no record, "untyped" never valued.
+_GIVEN_SCHEMA = {"s": "BYTES", "i": "INT", "l": "FLOAT", "late": "INT", "absent": "FLOAT", "untyped": "INT"}
+
+
+@pytest.mark.parametrize("empty_lists", [False, True])
+@pytest.mark.parametrize("shards", [None, 3])
+def test_conformed_batches_are_what_the_decoder_with_a_schema_returns(tmp_path, shards, empty_lists):
+    from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
+
+    uri = str(tmp_path)
+    write_split(uri, "train", _table(empty_lists), shards)
+    records = _records(uri, "train")
+    decoder = ExamplesToRecordBatchDecoder(_schema(_GIVEN_SCHEMA).SerializeToString())
+    target = decoder.ArrowSchema()
+    assert eb.columnar_conforms(eb.columnar_files(uri, "train"), target)
+    start = 0
+    for batch in eb.iter_record_batches(uri, "train", 5):
+        expected = decoder.DecodeBatch(records[start : start + batch.num_rows])
+        conformed = eb.conform(batch, target)
+        assert conformed.equals(expected), (start, conformed.to_pydict(), expected.to_pydict())
+        start += batch.num_rows
+    assert start == ROWS
+
+
+def test_a_schema_typing_a_column_otherwise_does_not_conform(tmp_path):
+    from tfx_bsl.coders.example_coder import ExamplesToRecordBatchDecoder
+
+    uri = str(tmp_path)
+    write_split(uri, "train", _table(True), 3)
+    files = eb.columnar_files(uri, "train")
+    for kind in ("FLOAT", "BYTES"):
+        target = ExamplesToRecordBatchDecoder(_schema({"i": kind}).SerializeToString()).ArrowSchema()
+        assert not eb.columnar_conforms(files, target)
