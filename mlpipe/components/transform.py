@@ -555,6 +555,8 @@ def _apply_transform_graph(
     from tfx_bsl.coders.example_coder import RecordBatchToExamplesEncoder
     from tfx_bsl.tfxio.tensor_adapter import TensorAdapter
 
+    from mlpipe.io.read_ahead import read_ahead
+
     output = tft.TFTransformOutput(graph_dir)
     adapter = TensorAdapter(splits.tensor_adapter_config)
     graph = saved_transform_io_v2.SavedModelLoader(output.transform_savedmodel_dir)
@@ -565,7 +567,8 @@ def _apply_transform_graph(
     converter = impl_helper.make_tensor_to_arrow_converter(output.transformed_metadata.schema)
     encoder = RecordBatchToExamplesEncoder()
 
-    def transformed_records(split: str, counted: list[int]) -> Iterator[bytes]:
+    def converted(split: str) -> Iterator[tuple[int, Any]]:
+        """Each batch's transformed outputs in Arrow, with the rows read so far."""
         start = 0
         for batch in splits.batches(split):
             try:
@@ -578,8 +581,14 @@ def _apply_transform_graph(
                     f"{start}..{start + batch.num_rows - 1}: {e}"
                 ) from e
             start += batch.num_rows
+            yield start, converter.convert(outputs)
+
+    def transformed_records(split: str, counted: list[int]) -> Iterator[bytes]:
+        # the next batch is read and run through the graph in a second thread while this one's
+        # outputs are encoded (tfx_bsl's encoder holds the GIL; TensorFlow and Arrow release it)
+        for start, outputs in read_ahead(converted(split), f"transform-{split}"):
             counted[0] = start
-            yield from encoder.encode(converter.convert(outputs))
+            yield from encoder.encode(outputs)
 
     rows = {}
     for split in transform:
