@@ -182,3 +182,76 @@ def test_empty_split_writes_an_empty_log_file(tmp_path, multi):
     assert infer_in_process(multi["saved_model"], [split_dir], str(tmp_path / "out")) == 0
     assert read_prediction_logs(str(tmp_path / "out")) == []
     assert Path(tmp_path / "out" / "prediction_logs-00000-of-00001.gz").exists()
+
+
+def save_regress_model(model_uri: str) -> str:
+    """A TF1-style export whose ``serving_default`` is a *regress* signature (as Estimators write)."""
+    import tensorflow as tf
+
+    path = os.path.join(model_uri, "Format-Serving")
+    with tf.compat.v1.Graph().as_default(), tf.compat.v1.Session() as session:
+        examples = tf.compat.v1.placeholder(tf.string, [None], name="examples")
+        features = tf.io.parse_example(examples, {"x1": tf.io.FixedLenFeature([1], tf.float32)})
+        value = features["x1"] * 2.0 + 1.0
+        signature = tf.compat.v1.saved_model.regression_signature_def(examples, value)
+        builder = tf.compat.v1.saved_model.Builder(path)
+        builder.add_meta_graph_and_variables(
+            session, [tf.saved_model.SERVING], signature_def_map={"serving_default": signature}
+        )
+        builder.save()
+    return path
+
+
+def test_a_regress_signature_goes_to_run_inference(tmp_path, multi):
+    """Not a predict signature: the in-process path declines, and the component's output is what
+    RunInference writes for it (RegressLogs), value = 2 * x1 + 1."""
+    from mlpipe.io.examples import read_examples
+
+    saved_model = save_regress_model(str(tmp_path / "regress"))
+    assert (
+        infer_in_process(saved_model, [os.path.join(multi["examples"], "Split-train")], str(tmp_path / "no"))
+        is None
+    )
+    assert not (tmp_path / "no").exists()
+
+    examples = Examples(uri=multi["examples"])
+    examples.split_names = ["eval", "train"]
+    ctx = context(
+        tmp_path,
+        {"examples": examples, "model": Model(uri=str(tmp_path / "regress"))},
+        {"inference_result": InferenceResult()},
+        {"data_spec": {"example_splits": ["train"]}},
+    )
+    BulkInferrer.execute(ctx)
+    logs = read_prediction_logs(ctx.outputs["inference_result"].uri)
+    assert len(logs) == 70
+    import tensorflow as tf
+
+    for log in logs:
+        (example,) = log.regress_log.request.input.example_list.examples
+        (result,) = log.regress_log.response.result.regressions
+        x1 = example.features.feature["x1"].float_list.value[0]
+        assert result.value == pytest.approx(2 * x1 + 1, rel=1e-6)
+    requests = sorted(
+        log.regress_log.request.input.example_list.examples[0].SerializeToString() for log in logs
+    )
+    originals = [
+        tf.train.Example.FromString(r).SerializeToString()
+        for r in read_examples(os.path.join(multi["examples"], "Split-train"))
+    ]
+    assert requests == sorted(originals)
+
+
+def test_a_missing_split_is_a_data_error_naming_it(tmp_path, multi):
+    from mlpipe.errors import DataError
+
+    examples = Examples(uri=multi["examples"])
+    examples.split_names = ["eval", "train"]
+    ctx = context(
+        tmp_path,
+        {"examples": examples, "model": Model(uri=multi["model"])},
+        {"inference_result": InferenceResult()},
+        {"data_spec": {"example_splits": ["test"]}},
+    )
+    with pytest.raises(DataError, match="split 'test' not found.*splits \\['eval', 'train'\\]"):
+        BulkInferrer.execute(ctx)
