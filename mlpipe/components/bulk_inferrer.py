@@ -127,6 +127,8 @@ def infer_in_process(
                 f"BulkInferrer: '{SIGNATURE}' of {saved_model_dir} must take one string input "
                 f"(serialized tf.Examples), it takes {dict(signature.inputs)}"
             )
+        if not signature.outputs:
+            raise DataError(f"BulkInferrer: '{SIGNATURE}' of {saved_model_dir} has no outputs")
         ((input_alias, input_info),) = signature.inputs.items()
         fetches = {alias: info.name for alias, info in signature.outputs.items()}
         encoder = PredictLogEncoder(input_alias, SIGNATURE)

@@ -70,6 +70,9 @@ def test_encoded_logs_equal_tfx_bsl_post_process_exactly(multi):
     from mlpipe.io.prediction_logs import PredictLogEncoder
 
     records = read_examples(os.path.join(multi["examples"], "Split-eval"))[:40]
+    big = tf.train.Example.FromString(records[0])
+    big.features.feature["blob"].bytes_list.value.append(b"x" * 20_000)  # 3-byte varint lengths
+    records.append(big.SerializeToString())
     spec = model_spec_pb2.InferenceSpecType(
         saved_model_spec=model_spec_pb2.SavedModelSpec(
             model_path=multi["saved_model"], signature_name=["serving_default"]
@@ -81,7 +84,7 @@ def test_encoded_logs_equal_tfx_bsl_post_process_exactly(multi):
     expected = handler._post_process(records, records, outputs)
 
     ours = PredictLogEncoder("examples", "serving_default").encode(records, outputs)
-    assert len(ours) == len(expected) == 40
+    assert len(ours) == len(expected) == 41
     parsed = [prediction_log_pb2.PredictionLog.FromString(b) for b in ours]
     assert parsed == expected  # protobuf equality: every field, floats bit for bit
     kinds = {alias: tf.make_ndarray(t).shape for alias, t in parsed[0].predict_log.response.outputs.items()}
@@ -89,6 +92,17 @@ def test_encoded_logs_equal_tfx_bsl_post_process_exactly(multi):
         "outputs": (1, 1), "score": (1,), "pair": (1, 2), "wide": (1, 2, 2),
         "flag": (1,), "counts": (1, 2), "group": (1, 1), "nothing": (1, 0),
     }  # fmt: skip
+
+
+def test_varints_equal_protobufs():
+    import numpy as np
+    from google.protobuf.internal import encoder
+
+    from mlpipe.io.prediction_logs import _varints
+
+    values = np.array([0, 1, 127, 128, 300, 16383, 16384, 2**21 - 1, 2**21, 2**28, 2**35 + 5, 2**63 - 1])
+    expected = [encoder._VarintBytes(int(v)) for v in values]
+    assert _varints(values).to_pylist() == expected
 
 
 def _by_example(logs: list) -> dict[bytes, list]:
