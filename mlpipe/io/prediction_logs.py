@@ -8,8 +8,9 @@ as ``tf.make_tensor_proto`` makes it (shape [1] + the row's shape), both with th
 in ``model_spec``. tfx_bsl builds these with protobuf messages and ``make_tensor_proto`` row by row
 (~37 us a row for the one-output taxi model); here the wire bytes are put together a batch at
 a time (~1.5 us a row): the parts that are the same for every row once, the lengths and their
-varints in numpy, each output's rows as one matrix, the pieces joined row-wise by Arrow. Output kinds this fast path does not cover (strings, integers held in varints, empty
-rows) go through ``make_tensor_proto`` per row, as tfx_bsl does. The records parse equal to
+varints in numpy, each output's rows as one matrix, the pieces joined row-wise by Arrow. Output
+kinds this fast path does not cover (strings, integers held in varints, empty rows) go through
+``make_tensor_proto`` per row, as tfx_bsl does. The records parse equal to
 tfx_bsl's (tests/components/test_bulk_inferrer_streaming.py compares them); field order within a
 message may differ, which protobuf parsing ignores.
 
