@@ -20,7 +20,8 @@ the process tree's): Transform, 1M rows: before (all records held) 52 s CPU, pea
 (streamed) 61 s CPU, peak 0.95 GB; 10M rows after: 483 s CPU (48 s per 1M rows), peak 1.02 GB,
 11 shards written. Evaluator (TFMA on the FnApiRunner, unchanged): 333k eval rows peak 1.10 GB;
 2M rows: 697 s CPU per 1M rows, peak 1.38 GB, example_count 2,000,814. BulkInferrer (Beam,
-unchanged): 333k rows peak 0.99 GB, 135 s CPU per 1M rows.
+as it was then): 333k rows peak 0.99 GB, 135 s CPU per 1M rows; in process since (streamed):
+bench/bulk_inferrer.py.
 """
 
 from __future__ import annotations

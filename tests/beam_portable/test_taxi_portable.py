@@ -6,7 +6,7 @@ process that shares nothing with the test but the disk: what Flink, Spark or Dat
 
 The same data (the head of the taxi sample) goes through two pipelines that differ only in
 ``beam_pipeline_args``: one with no runner named (every component's in-process path; the
-Evaluator and BulkInferrer on Beam's in-process FnApiRunner), one naming the PortableRunner
+Evaluator on Beam's in-process FnApiRunner), one naming the PortableRunner
 (ExampleGen, StatisticsGen, Transform, Evaluator and BulkInferrer on the workers). The model both
 evaluate and score with is the in-process run's, imported, so every difference is the data path's.
 The test compares what each component wrote: records and their split, row counts, statistics,
