@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlpipe.errors import DataError
+from mlpipe.io.wire import binary_offsets, fixed_width_array, varint_block, varint_bytes, varint_sizes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -687,8 +688,8 @@ def _missing_entry(name: str, kind: bytes | None) -> np.ndarray:
 
     feature = b"" if kind is None else kind + b"\x00"
     key = name.encode("utf-8")
-    entry = _TAG_1 + _varint_bytes(len(key)) + key + _TAG_2 + _varint_bytes(len(feature)) + feature
-    return np.frombuffer(_TAG_1 + _varint_bytes(len(entry)) + entry, np.uint8)
+    entry = _TAG_1 + varint_bytes(len(key)) + key + _TAG_2 + varint_bytes(len(feature)) + feature
+    return np.frombuffer(_TAG_1 + varint_bytes(len(entry)) + entry, np.uint8)
 
 
 def _number_entries(
@@ -703,7 +704,7 @@ def _number_entries(
     if present is not None:  # any present value in the nulls' slots, which are skipped anyway
         column = column.fill_null(column[int(np.argmax(present))])
     if kind == _TAG_3:
-        block, sizes = _varint_block(column.cast(pa.int64()).to_numpy().view(np.uint64))
+        block, sizes = varint_block(column.cast(pa.int64()).to_numpy().view(np.uint64))
     else:
         floats = np.ascontiguousarray(column.cast(pa.float32()).to_numpy())
         block, sizes = floats.view(np.uint8).reshape(-1, 4), np.full(len(floats), 4)
@@ -787,15 +788,15 @@ def _entry_heads(name: str, kind: bytes, is_list: bool, sizes: np.ndarray) -> _R
     import numpy as np
 
     if kind == _TAG_1:  # a bytes list is its values, each tagged and length-prefixed
-        list_lengths = sizes if is_list else 1 + _varint_sizes(sizes) + sizes
+        list_lengths = sizes if is_list else 1 + varint_sizes(sizes) + sizes
     else:  # a packed list: one tagged, length-prefixed field, absent without values
-        list_lengths = sizes + np.where(sizes > 0, 1 + _varint_sizes(sizes), 0)
-    feature_lengths = 1 + _varint_sizes(list_lengths) + list_lengths
+        list_lengths = sizes + np.where(sizes > 0, 1 + varint_sizes(sizes), 0)
+    feature_lengths = 1 + varint_sizes(list_lengths) + list_lengths
     key = name.encode("utf-8")
-    key_field = _TAG_1 + _varint_bytes(len(key)) + key
+    key_field = _TAG_1 + varint_bytes(len(key)) + key
     heads = _Rows(len(sizes))
     heads.const(_TAG_1)
-    heads.varint(len(key_field) + 1 + _varint_sizes(feature_lengths) + feature_lengths)
+    heads.varint(len(key_field) + 1 + varint_sizes(feature_lengths) + feature_lengths)
     heads.const(key_field + _TAG_2)
     heads.varint(feature_lengths)
     heads.const(kind)
@@ -864,7 +865,7 @@ class _Rows:
     def varint(self, values: np.ndarray, where: np.ndarray | None = None) -> None:
         import numpy as np
 
-        block, sizes = _varint_block(values)
+        block, sizes = varint_block(values)
         uniform = not len(sizes) or sizes.min() == block.shape[1]
         if where is not None:
             sizes, uniform = np.where(where, sizes, 0), uniform and bool(where.all())
@@ -906,54 +907,14 @@ class _Rows:
         return matrix.reshape(-1) if keep is None else matrix[keep]
 
 
-def _varint_block(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Protobuf varints of non-negative values (or int64 viewed as uint64: a negative one takes
-    10 bytes), one per row of a matrix as wide as the longest, and each one's size."""
-    import numpy as np
-
-    values = values.astype(np.uint64, copy=False)
-    sizes = _varint_sizes(values)
-    width = int(sizes.max()) if len(sizes) else 0
-    block = np.empty((len(values), width), np.uint8)
-    for i in range(width):
-        rest = values >> np.uint64(7 * i) if i else values
-        block[:, i] = rest  # the low 8 bits: bit 7 is set below where more bytes follow
-        if i + 1 < width:
-            block[:, i] |= (rest > 0x7F).view(np.uint8) << np.uint8(7)
-    return block, sizes
-
-
 def _varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The concatenated varints of uint64 values, and each one's size."""
     import numpy as np
 
-    block, sizes = _varint_block(values)
+    block, sizes = varint_block(values)
     if not len(sizes) or sizes.min() == block.shape[1]:
         return block.reshape(-1), sizes
     return block[np.arange(block.shape[1]) < sizes[:, None]], sizes
-
-
-def _varint_sizes(values: np.ndarray) -> np.ndarray:
-    """Bytes in each value's varint, 1 to 10 (values non-negative, or uint64)."""
-    import numpy as np
-
-    values = values.astype(np.uint64, copy=False)
-    sizes = np.ones(len(values), np.int64)
-    top = values.max() if len(values) else 0
-    for bits in range(7, 64, 7):
-        limit = np.uint64(1) << np.uint64(bits)
-        if top < limit:
-            break
-        sizes += values >= limit
-    return sizes
-
-
-def _varint_bytes(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    return bytes([*out, value])
 
 
 def _segment_sums(sizes: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -1021,7 +982,7 @@ def _framed(records: list[bytes] | pa.Array) -> memoryview:
         data, objects = records, records.to_numpy(zero_copy_only=False)  # CRC32C takes bytes
     else:
         data, objects = pa.array(records, pa.binary()), records
-    lengths = np.diff(_offsets(data)).astype("<u8")
+    lengths = np.diff(binary_offsets(data)).astype("<u8")
     distinct, which = np.unique(lengths, return_inverse=True)
     length_crcs = np.array([google_crc32c.value(n.tobytes()) for n in distinct], dtype=np.uint32)[which]
     data_crcs = np.fromiter(map(google_crc32c.value, objects), dtype=np.uint32, count=len(objects))
@@ -1030,25 +991,15 @@ def _framed(records: list[bytes] | pa.Array) -> memoryview:
     header[:, 8:] = _mask(length_crcs).astype("<u4").view(np.uint8).reshape(-1, 4)
     footer = _mask(data_crcs).astype("<u4").view(np.uint8).reshape(-1, 4)
     frames = pc.binary_join_element_wise(
-        _fixed_width(header, data.type),
+        fixed_width_array(header, data.type),
         data,
-        _fixed_width(footer, data.type),
+        fixed_width_array(footer, data.type),
         pa.scalar(b"", data.type),
         null_handling="replace",
         null_replacement=b"",
     )
-    offsets = _offsets(frames)
+    offsets = binary_offsets(frames)
     return memoryview(frames.buffers()[2])[offsets[0] : offsets[-1]]
-
-
-def _offsets(array: pa.Array) -> np.ndarray:
-    """The n + 1 value offsets of a binary or large_binary array (pyarrow 10 has no ``.offsets``
-    for them)."""
-    import numpy as np
-    import pyarrow as pa
-
-    kind = np.int64 if pa.types.is_large_binary(array.type) else np.int32
-    return np.frombuffer(array.buffers()[1], dtype=kind)[array.offset : array.offset + len(array) + 1]
 
 
 def _mask(crcs: np.ndarray) -> np.ndarray:
@@ -1057,18 +1008,6 @@ def _mask(crcs: np.ndarray) -> np.ndarray:
 
     crcs = crcs.astype(np.uint32)
     return ((crcs >> np.uint32(15)) | (crcs << np.uint32(17))) + np.uint32(0xA282EAD8)
-
-
-def _fixed_width(rows: np.ndarray, kind: pa.DataType) -> pa.Array:
-    """A binary or large_binary (``kind``) array with one row of ``rows`` (an (n, width) uint8
-    matrix) per element."""
-    import numpy as np
-    import pyarrow as pa
-
-    n, width = rows.shape
-    offset = "<i8" if pa.types.is_large_binary(kind) else "<i4"
-    offsets = pa.py_buffer((np.arange(n + 1, dtype=np.int64) * width).astype(offset).tobytes())
-    return pa.Array.from_buffers(kind, n, [None, offsets, pa.py_buffer(rows.tobytes())])
 
 
 def _masked_crc(data: bytes) -> bytes:

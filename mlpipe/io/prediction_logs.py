@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from mlpipe.io.wire import binary_offsets, varint_array, varint_bytes, varint_sizes
+
 # tensorflow/core/framework/types.proto
 _DT = {
     np.dtype("float32"): 1,
@@ -46,33 +48,24 @@ _SINGLE = {np.dtype("float32"): 5, np.dtype("float64"): 6}
 DT_STRING = 7
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
 def _field(number: int, payload: bytes) -> bytes:
     """A length-delimited field (wire type 2)."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    return varint_bytes(number << 3 | 2) + varint_bytes(len(payload)) + payload
 
 
 def _shape(dims: tuple[int, ...]) -> bytes:
     """TensorShapeProto: one ``dim { size }`` (field 2, size field 1) per dimension."""
-    return b"".join(_field(2, b"\x08" + _varint(d)) for d in dims)
+    return b"".join(_field(2, b"\x08" + varint_bytes(d)) for d in dims)
 
 
 def _tensor_header(dtype_enum: int, dims: tuple[int, ...]) -> bytes:
     """TensorProto's dtype (field 1) and tensor_shape (field 2)."""
-    return b"\x08" + _varint(dtype_enum) + _field(2, _shape(dims))
+    return b"\x08" + varint_bytes(dtype_enum) + _field(2, _shape(dims))
 
 
 def _map_entry_prefix(key: str, value_length: int) -> bytes:
     """A map<string, TensorProto> entry up to its value's bytes: key (1), then value (2)'s tag+length."""
-    return _field(1, key.encode()) + b"\x12" + _varint(value_length)
+    return _field(1, key.encode()) + b"\x12" + varint_bytes(value_length)
 
 
 class PredictLogEncoder:
@@ -106,25 +99,25 @@ class PredictLogEncoder:
         responses = _join(
             [*(_output_entries(alias, output) for alias, output in outputs.items()), self.response_tail]
         )
-        example_length = np.diff(_offsets(examples))
-        tensor_length = len(self.tensor_head) + _varint_sizes(example_length) + example_length
-        entry_length = len(self.entry_head) + _varint_sizes(tensor_length) + tensor_length
-        request_length = len(self.request_head) + _varint_sizes(entry_length) + entry_length
-        response_length = np.diff(_offsets(responses))
+        example_length = np.diff(binary_offsets(examples))
+        tensor_length = len(self.tensor_head) + varint_sizes(example_length) + example_length
+        entry_length = len(self.entry_head) + varint_sizes(tensor_length) + tensor_length
+        request_length = len(self.request_head) + varint_sizes(entry_length) + entry_length
+        response_length = np.diff(binary_offsets(responses))
         log_length = (
             2
-            + _varint_sizes(request_length)
+            + varint_sizes(request_length)
             + request_length
-            + _varint_sizes(response_length)
+            + varint_sizes(response_length)
             + response_length
         )
         columns = [
-            b"\x32", _varints(log_length),  # PredictionLog.predict_log (6)
-            b"\x0a", _varints(request_length), self.request_head,  # PredictLog.request (1)
-            _varints(entry_length), self.entry_head,
-            _varints(tensor_length), self.tensor_head,
-            _varints(example_length), examples,
-            b"\x12", _varints(response_length), responses,  # PredictLog.response (2)
+            b"\x32", varint_array(log_length),  # PredictionLog.predict_log (6)
+            b"\x0a", varint_array(request_length), self.request_head,  # PredictLog.request (1)
+            varint_array(entry_length), self.entry_head,
+            varint_array(tensor_length), self.tensor_head,
+            varint_array(example_length), examples,
+            b"\x12", varint_array(response_length), responses,  # PredictLog.response (2)
         ]  # fmt: skip
         logs: list[bytes] = _join(columns).to_pylist()
         return logs
@@ -147,37 +140,6 @@ def _join(columns: list[Any]) -> Any:
     return pc.binary_join_element_wise(*parts, b"", null_handling="replace", null_replacement=b"")
 
 
-def _offsets(array: Any) -> np.ndarray:
-    """The n + 1 value offsets of a binary array."""
-    return np.frombuffer(array.buffers()[1], dtype=np.int32, count=len(array) + 1, offset=array.offset * 4)
-
-
-def _varint_sizes(values: np.ndarray) -> np.ndarray:
-    """Bytes of each value's varint: 1 + one per further 7 bits."""
-    values = values.astype(np.uint64)
-    sizes = np.ones(len(values), dtype=np.int64)
-    for k in range(1, 10):
-        sizes += values >= np.uint64(1 << (7 * k))
-    return sizes
-
-
-def _varints(values: np.ndarray) -> Any:
-    """The protobuf varints of non-negative ``values``, as a binary array."""
-    import pyarrow as pa
-
-    values = values.astype(np.uint64)
-    sizes = _varint_sizes(values)
-    width = int(sizes.max())
-    matrix = np.empty((len(values), width), dtype=np.uint8)
-    for k in range(width):
-        more = (k + 1 < sizes).astype(np.uint8) << 7
-        matrix[:, k] = ((values >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8) | more
-    data = matrix[np.arange(width) < sizes[:, None]]  # row-major: each row's bytes in order
-    offsets = np.zeros(len(values) + 1, dtype=np.int32)
-    np.cumsum(sizes, out=offsets[1:])
-    return pa.Array.from_buffers(pa.binary(), len(values), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-
-
 def _output_entries(alias: str, output: np.ndarray) -> Any:
     """For each row of ``output``, the response's ``outputs`` map entry (field 1, with its tag),
     as a binary array."""
@@ -193,10 +155,10 @@ def _output_entries(alias: str, output: np.ndarray) -> Any:
     width = values.shape[1]
     field = 4 if row_size > 1 else _SINGLE[dtype]  # tensor_content, or float_val / double_val
     tensor_head = (
-        _tensor_header(_DT[dtype], (1, *output.shape[1:])) + bytes([field << 3 | 2]) + _varint(width)
+        _tensor_header(_DT[dtype], (1, *output.shape[1:])) + bytes([field << 3 | 2]) + varint_bytes(width)
     )
     entry_head = _map_entry_prefix(alias, len(tensor_head) + width)
-    head = b"\x0a" + _varint(len(entry_head) + len(tensor_head) + width) + entry_head + tensor_head
+    head = b"\x0a" + varint_bytes(len(entry_head) + len(tensor_head) + width) + entry_head + tensor_head
     rows = np.empty((batch, len(head) + width), dtype=np.uint8)
     rows[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
     rows[:, len(head) :] = values

@@ -98,11 +98,11 @@ def test_varints_equal_protobufs():
     import numpy as np
     from google.protobuf.internal import encoder
 
-    from mlpipe.io.prediction_logs import _varints
+    from mlpipe.io.wire import varint_array
 
     values = np.array([0, 1, 127, 128, 300, 16383, 16384, 2**21 - 1, 2**21, 2**28, 2**35 + 5, 2**63 - 1])
     expected = [encoder._VarintBytes(int(v)) for v in values]
-    assert _varints(values).to_pylist() == expected
+    assert varint_array(values).to_pylist() == expected
 
 
 def _by_example(logs: list) -> dict[bytes, list]:
