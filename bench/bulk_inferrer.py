@@ -28,15 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from transform_memory import examples_artifact, tree_rss  # bench/ is on sys.path when run as a script
+from transform_memory import examples_artifact, measure_child  # bench/ is on sys.path when run as a script
 
 REPO = Path(__file__).parents[1]
 PATHS = {"in_process": [], "beam": ["--runner=FnApiRunner"]}
@@ -46,36 +44,7 @@ def run_child(args: argparse.Namespace, path: str) -> dict:
     """One path in a child process while sampling its tree's memory."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     command = [sys.executable, __file__, "--child", path, "--examples", args.examples, "--model", args.model]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-    peak = [0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], tree_rss(child.pid))
-            time.sleep(0.2)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, _ = child.communicate()
-    done.set()
-    sampler.join()
-    seconds = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    report = (
-        json.loads(out.strip().splitlines()[-1]) if child.returncode == 0 else {"failed": child.returncode}
-    )
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    report.update(
-        process_s=round(seconds, 1),
-        cpu_s=round(cpu, 1),
-        cpu_s_per_1M_rows=round(cpu * 1e6 / report["rows"], 1) if report.get("rows") else None,
-        peak_rss_gb=round(peak[0] / 1e9, 2),
-        load_avg_1m=round(os.getloadavg()[0], 2),
-    )
-    return report
+    return measure_child(command, env)
 
 
 def child(path: str, examples_dir: str, model_uri: str) -> dict:

@@ -63,10 +63,10 @@ def tree_rss(root: int) -> int:
     return total
 
 
-def run_child(args: argparse.Namespace) -> dict:
-    """Run the executor in a child process while sampling its tree's memory."""
-    env = dict(os.environ, PYTHONPATH=str(args.code or REPO))
-    command = [sys.executable, __file__, "--child", *sys.argv[1:]]
+def measure_child(command: list[str], env: dict[str, str]) -> dict:
+    """Run ``command`` (a child printing a JSON report as its last line) while sampling its
+    tree's memory; the report with the child's wall and CPU seconds and its peak RSS added."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     peak = [0]
@@ -93,17 +93,22 @@ def run_child(args: argparse.Namespace) -> dict:
     report = (
         json.loads(out.strip().splitlines()[-1]) if child.returncode == 0 else {"failed": child.returncode}
     )
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the tree's CPU time: less load-dependent
-    cpu = usage.ru_utime + usage.ru_stime
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the tree's CPU time: less load-dependent
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     report.update(
         cpu_s=round(cpu, 1),
-        cpu_s_per_1M_rows=round(cpu * 1e6 / report["rows"], 1) if "rows" in report else None,
+        cpu_s_per_1M_rows=round(cpu * 1e6 / report["rows"], 1) if report.get("rows") else None,
         process_s=round(time.perf_counter() - started, 1),
         peak_rss_gb=round(peak[0] / 1e9, 2),
-        label=args.label,
         load_avg_1m=round(os.getloadavg()[0], 2),
     )
     return report
+
+
+def run_child(args: argparse.Namespace) -> dict:
+    """Run the executor in a child process while sampling its tree's memory."""
+    env = dict(os.environ, PYTHONPATH=str(args.code or REPO))
+    return {**measure_child([sys.executable, __file__, "--child", *sys.argv[1:]], env), "label": args.label}
 
 
 def examples_artifact(examples_dir: str):
