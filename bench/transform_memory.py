@@ -18,7 +18,8 @@ and transforming every split; the Evaluator the taxi ``EVAL_CONFIG`` (pipelines/
 Measured (2 cores shared with other jobs, load 5-16, so wall seconds are noisy; CPU seconds are
 the process tree's): Transform, 1M rows: before (all records held) 52 s CPU, peak 1.38 GB; after
 (streamed) 61 s CPU, peak 0.95 GB; 10M rows after: 483 s CPU (48 s per 1M rows), peak 1.02 GB,
-11 shards written. Evaluator (TFMA on the FnApiRunner, unchanged): 333k eval rows peak 1.10 GB;
+11 shards written. Since Transform reads the columnar copy (2026-12-04, bench/scale.py
+--transform-rows): 10M rows in 114 s wall, peak 1.19 GB. Evaluator (TFMA on the FnApiRunner, unchanged): 333k eval rows peak 1.10 GB;
 2M rows: 697 s CPU per 1M rows, peak 1.38 GB, example_count 2,000,814. BulkInferrer (Beam,
 as it was then): 333k rows peak 0.99 GB, 135 s CPU per 1M rows; in process since (streamed):
 bench/bulk_inferrer.py.
