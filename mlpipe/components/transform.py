@@ -374,9 +374,9 @@ class _SplitData:
 
         self.examples_uri = examples_uri
         self.split_dirs = split_dirs
-        self._decoder = ExamplesToRecordBatchDecoder(schema.SerializeToString())
+        self.decoder = ExamplesToRecordBatchDecoder(schema.SerializeToString())
         # the decoder's Arrow schema: the batches are its output
-        self.arrow_schema = arrow_schema = self._decoder.ArrowSchema()
+        self.arrow_schema = arrow_schema = self.decoder.ArrowSchema()
         self.tensor_adapter_config = TensorAdapterConfig(arrow_schema, tensor_representations)
         self.columnar = {}
         for split in split_dirs:
@@ -429,7 +429,7 @@ class _RecordBatches:
                 yield conform(batch, data.arrow_schema)
             return
         for records in iter_serialized_examples(data.split_dirs[self.split], _IN_PROCESS_BATCH_ROWS):
-            yield data._decoder.DecodeBatch(records)
+            yield data.decoder.DecodeBatch(records)
 
 
 def _analyze_in_process(
