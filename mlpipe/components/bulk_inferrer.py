@@ -102,13 +102,13 @@ def infer_in_process(
     not a predict signature."""
     import itertools
     from collections.abc import Iterator
-    from concurrent.futures import Future, ThreadPoolExecutor
 
     import tensorflow as tf
 
     from mlpipe.io.example_stream import iter_serialized_examples
     from mlpipe.io.examples import write_examples
     from mlpipe.io.prediction_logs import PredictLogEncoder
+    from mlpipe.io.read_ahead import read_ahead
 
     _register_addon_ops()
     session = tf.compat.v1.Session(graph=tf.compat.v1.Graph())
@@ -140,22 +140,16 @@ def infer_in_process(
         )
         rows = 0
 
+        def predicted() -> Iterator[tuple[list[bytes], Any]]:
+            for batch in batches:
+                yield batch, session.run(fetches, {input_info.name: batch})
+
         def logs() -> Iterator[bytes]:
             # the model runs on batch k + 1 (TF's threads, GIL released) while batch k is encoded
             nonlocal rows
-            with ThreadPoolExecutor(1, thread_name_prefix="predict") as model:
-                pending: tuple[list[bytes], Future[Any]] | None = None
-                for batch in itertools.chain(batches, [None]):
-                    ahead = (
-                        None
-                        if batch is None
-                        else (batch, model.submit(session.run, fetches, {input_info.name: batch}))
-                    )
-                    if pending is not None:
-                        examples, outputs = pending
-                        rows += len(examples)
-                        yield from encoder.encode(examples, outputs.result())
-                    pending = ahead
+            for examples, outputs in read_ahead(predicted(), "predict"):
+                rows += len(examples)
+                yield from encoder.encode(examples, outputs)
 
         # any records, not only tf.Examples: TFRecord framing, gzip in a second thread
         write_examples(output_dir, logs(), file_name=f"{OUTPUT_PREFIX}-00000-of-00001.gz")
