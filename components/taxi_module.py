@@ -118,13 +118,7 @@ def build_keras_model(
         deep = layers.Dense(units, activation="relu", name=f"dnn_{i}")(deep)
     combined = layers.concatenate([wide, deep], name="wide_and_deep")
     output = layers.Dense(1, activation="sigmoid", name="big_tipper_probability")(combined)
-    model = tf.keras.Model(inputs=inputs, outputs=output)
-    model.compile(
-        optimizer=tf.keras.optimizers.Adam(learning_rate),
-        loss="binary_crossentropy",
-        metrics=[tf.keras.metrics.BinaryAccuracy()],
-    )
-    return model
+    return _compiled(inputs, output, learning_rate)
 
 
 def build_linear_model(categorical_sizes: dict[str, int], learning_rate: float = 1e-2) -> tf.keras.Model:
@@ -144,6 +138,11 @@ def build_linear_model(categorical_sizes: dict[str, int], learning_rate: float =
         [inputs[key] for key in DENSE_FLOAT_FEATURES] + one_hots, name="linear_inputs"
     )
     output = layers.Dense(1, activation="sigmoid", name="big_tipper_probability")(features)
+    return _compiled(inputs, output, learning_rate)
+
+
+def _compiled(inputs: dict[str, Any], output: Any, learning_rate: float) -> tf.keras.Model:
+    """Either candidate, trained the same way: binary cross-entropy with Adam."""
     model = tf.keras.Model(inputs=inputs, outputs=output)
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate),

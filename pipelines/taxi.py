@@ -73,6 +73,23 @@ EVAL_CONFIG = {
 }
 
 
+def data_components(
+    data_root: str, schema_file: str, module_file: str, input_config: dict | None = None
+) -> tuple[CsvExampleGen, StatisticsGen, ImportSchemaGen, ExampleValidator, Transform]:
+    """The taxi pipelines' data half, up to the transformed examples: ExampleGen, StatisticsGen,
+    the curated schema, ExampleValidator and Transform."""
+    example_gen = CsvExampleGen(input_base=data_root, input_config=input_config)
+    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = ImportSchemaGen(schema_file=schema_file)
+    example_validator = ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    transform = Transform(
+        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"], module_file=module_file
+    )
+    return example_gen, statistics_gen, schema_gen, example_validator, transform
+
+
 def create_pipeline(
     pipeline_root: str | None = None,
     serving_model_dir: str | None = None,
@@ -106,14 +123,8 @@ def create_pipeline(
     pipeline_root = pipeline_root or os.path.join(base, "root")
     serving_model_dir = serving_model_dir or os.path.join(base, "serving", "taxi")
 
-    example_gen = CsvExampleGen(input_base=data_root, input_config=input_config)
-    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = ImportSchemaGen(schema_file=schema_file)
-    example_validator = ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
-    )
-    transform = Transform(
-        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"], module_file=module_file
+    example_gen, statistics_gen, schema_gen, example_validator, transform = data_components(
+        data_root, schema_file, module_file, input_config
     )
     baseline = Resolver(strategy="latest_blessed_model", model=Model, model_blessing=ModelBlessing).with_id(
         "latest_blessed_model_resolver"

@@ -12,17 +12,12 @@ from __future__ import annotations
 
 import os
 
-from taxi import DATA_ROOT, EVAL_CONFIG, MODULE_FILE, SCHEMA_FILE
+from taxi import DATA_ROOT, EVAL_CONFIG, MODULE_FILE, SCHEMA_FILE, data_components
 
 from mlpipe import Pipeline, Resolver
 from mlpipe.components.evaluator import Evaluator
-from mlpipe.components.example_gen import CsvExampleGen
-from mlpipe.components.example_validator import ExampleValidator
 from mlpipe.components.pusher import Pusher
-from mlpipe.components.schema_gen import ImportSchemaGen
-from mlpipe.components.statistics_gen import StatisticsGen
 from mlpipe.components.trainer import Trainer
-from mlpipe.components.transform import Transform
 from mlpipe.metadata.config import MetadataConfig
 from mlpipe.types import Model, ModelBlessing
 
@@ -49,14 +44,8 @@ def create_pipeline(
     pipeline_root = pipeline_root or os.path.join(base, "root")
     serving_model_dir = serving_model_dir or os.path.join(base, "serving", "taxi")
 
-    example_gen = CsvExampleGen(input_base=data_root)
-    statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = ImportSchemaGen(schema_file=schema_file)
-    example_validator = ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
-    )
-    transform = Transform(
-        examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"], module_file=module_file
+    example_gen, statistics_gen, schema_gen, example_validator, transform = data_components(
+        data_root, schema_file, module_file
     )
     trainers = {
         kind: Trainer(
