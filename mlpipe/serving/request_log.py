@@ -196,24 +196,20 @@ def prediction_log(
         log_entry.response.model_spec.CopyFrom(metadata.model_spec)
         for key, array in response.items():
             log_entry.response.outputs[key].CopyFrom(to_tensor_proto(np.asarray(array)))
-    elif kind == "classify":
-        log_entry = record.classify_log
+    elif kind in ("classify", "regress"):
+        log_entry = record.classify_log if kind == "classify" else record.regress_log
         log_entry.request.model_spec.CopyFrom(metadata.model_spec)
         for serialized in request:
             log_entry.request.input.example_list.examples.add().ParseFromString(serialized)
         log_entry.response.model_spec.CopyFrom(metadata.model_spec)
-        for row in response:
-            classifications = log_entry.response.result.classifications.add()
-            for label, score in row:
-                classifications.classes.add(label=label, score=score)
-    elif kind == "regress":
-        log_entry = record.regress_log
-        log_entry.request.model_spec.CopyFrom(metadata.model_spec)
-        for serialized in request:
-            log_entry.request.input.example_list.examples.add().ParseFromString(serialized)
-        log_entry.response.model_spec.CopyFrom(metadata.model_spec)
-        for value in response:
-            log_entry.response.result.regressions.add(value=value)
+        if kind == "classify":
+            for row in response:
+                classifications = log_entry.response.result.classifications.add()
+                for label, score in row:
+                    classifications.classes.add(label=label, score=score)
+        else:
+            for value in response:
+                log_entry.response.result.regressions.add(value=value)
     else:
         raise ValueError(f"unknown request kind {kind!r}")
     return record
