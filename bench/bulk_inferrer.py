@@ -34,7 +34,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from transform_memory import examples_artifact, measure_child  # bench/ is on sys.path when run as a script
+from transform_memory import (  # bench/ is on sys.path when run as a script
+    examples_artifact,
+    executor_context,
+    measure_child,
+)
 
 REPO = Path(__file__).parents[1]
 PATHS = {"in_process": [], "beam": ["--runner=FnApiRunner"]}
@@ -49,20 +53,16 @@ def run_child(args: argparse.Namespace, path: str) -> dict:
 
 def child(path: str, examples_dir: str, model_uri: str) -> dict:
     from mlpipe.components.bulk_inferrer import BulkInferrer
-    from mlpipe.dsl.context import ExecutionContext
     from mlpipe.io.example_stream import iter_tfrecords
     from mlpipe.types.standard import InferenceResult, Model
 
     examples = examples_artifact(examples_dir)
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as work:
         result = InferenceResult(uri=os.path.join(work, "inference"))
-        os.makedirs(result.uri)
-        ctx = ExecutionContext(
-            node_id="BulkInferrer", pipeline_name="bench", run_id="bench", execution_id=1,
-            inputs={"examples": [examples], "model": [Model(uri=model_uri)]},
-            outputs={"inference_result": result}, parameters={"data_spec": {}}, tmp_dir=work,
-            beam_pipeline_args=PATHS[path],
-        )  # fmt: skip
+        inputs = {"examples": [examples], "model": [Model(uri=model_uri)]}
+        ctx = executor_context(
+            "BulkInferrer", work, inputs, {"inference_result": result}, {"data_spec": {}}, PATHS[path]
+        )
         started, cpu_started = time.perf_counter(), time.process_time()
         BulkInferrer.execute(ctx)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started

@@ -37,9 +37,9 @@ def latest(root: str, node: str, key: str) -> str:
 def evaluate(examples_uri: str, model_uri: str, work: str) -> tuple[float, str]:
     """Seconds of one ``Evaluator.execute`` and the evaluation directory it wrote."""
     from pipelines_taxi import EVAL_CONFIG
+    from transform_memory import executor_context  # bench/ is on sys.path when run as a script
 
     from mlpipe.components.evaluator import Evaluator
-    from mlpipe.dsl.context import ExecutionContext
     from mlpipe.types.standard import Examples, Model, ModelBlessing, ModelEvaluation
 
     examples = Examples(uri=examples_uri)
@@ -49,15 +49,9 @@ def evaluate(examples_uri: str, model_uri: str, work: str) -> tuple[float, str]:
         "evaluation": ModelEvaluation(uri=os.path.join(run_dir, "evaluation")),
         "blessing": ModelBlessing(uri=os.path.join(run_dir, "blessing")),
     }
-    for artifact in outputs.values():
-        os.makedirs(artifact.uri)
-    os.makedirs(os.path.join(run_dir, "tmp"))
-    ctx = ExecutionContext(
-        node_id="Evaluator", pipeline_name="bench", run_id="bench", execution_id=1,
-        inputs={"examples": [examples], "model": [Model(uri=model_uri)]}, outputs=outputs,
-        parameters={"eval_config": EVAL_CONFIG, "example_splits": ["eval"]},
-        tmp_dir=os.path.join(run_dir, "tmp"),
-    )  # fmt: skip
+    inputs = {"examples": [examples], "model": [Model(uri=model_uri)]}
+    parameters = {"eval_config": EVAL_CONFIG, "example_splits": ["eval"]}
+    ctx = executor_context("Evaluator", run_dir, inputs, outputs, parameters)
     started = time.perf_counter()
     Evaluator.execute(ctx)
     return time.perf_counter() - started, outputs["evaluation"].uri

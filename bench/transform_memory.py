@@ -122,9 +122,30 @@ def examples_artifact(examples_dir: str):
     return examples
 
 
+def executor_context(
+    node_id: str,
+    work: str,
+    inputs: dict,
+    outputs: dict,
+    parameters: dict,
+    beam_pipeline_args: list[str] | None = None,
+):
+    """An ExecutionContext for running ``node_id``'s executor directly in ``work``: its output
+    folders and ``work/tmp`` made, as the launcher makes them."""
+    from mlpipe.dsl.context import ExecutionContext
+
+    for artifact in outputs.values():
+        os.makedirs(artifact.uri)
+    os.makedirs(os.path.join(work, "tmp"))
+    return ExecutionContext(
+        node_id=node_id, pipeline_name="bench", run_id="bench", execution_id=1,
+        inputs=inputs, outputs=outputs, parameters=parameters,
+        tmp_dir=os.path.join(work, "tmp"), beam_pipeline_args=beam_pipeline_args or [],
+    )  # fmt: skip
+
+
 def child_transform(args: argparse.Namespace, work: str) -> dict:
     from mlpipe.components.transform import Transform
-    from mlpipe.dsl.context import ExecutionContext
     from mlpipe.types.artifact import Artifact
     from mlpipe.types.standard import Examples, Schema, TransformCache, TransformGraph
 
@@ -136,14 +157,8 @@ def child_transform(args: argparse.Namespace, work: str) -> dict:
         "transformed_examples": Examples(uri=os.path.join(work, "transformed")),
         "updated_analyzer_cache": TransformCache(uri=os.path.join(work, "cache")),
     }
-    for artifact in outputs.values():
-        os.makedirs(artifact.uri)
-    os.makedirs(os.path.join(work, "tmp"))
-    ctx = ExecutionContext(
-        node_id="Transform", pipeline_name="bench", run_id="bench", execution_id=1,
-        inputs={"examples": [examples], "schema": [Schema(uri=str(REPO / "pipelines" / "schema"))]},
-        outputs=outputs, parameters=parameters, tmp_dir=os.path.join(work, "tmp"),
-    )  # fmt: skip
+    inputs = {"examples": [examples], "schema": [Schema(uri=str(REPO / "pipelines" / "schema"))]}
+    ctx = executor_context("Transform", work, inputs, outputs, parameters)
     started = time.perf_counter()
     Transform.execute(ctx)
     seconds = time.perf_counter() - started
@@ -163,7 +178,6 @@ def child_evaluator(args: argparse.Namespace, work: str) -> dict:
     import importlib.util
 
     from mlpipe.components.evaluator import Evaluator
-    from mlpipe.dsl.context import ExecutionContext
     from mlpipe.types.standard import Model, ModelBlessing, ModelEvaluation
 
     spec = importlib.util.spec_from_file_location("pipelines_taxi", REPO / "pipelines" / "taxi.py")
@@ -174,15 +188,9 @@ def child_evaluator(args: argparse.Namespace, work: str) -> dict:
         "evaluation": ModelEvaluation(uri=os.path.join(work, "evaluation")),
         "blessing": ModelBlessing(uri=os.path.join(work, "blessing")),
     }
-    for artifact in outputs.values():
-        os.makedirs(artifact.uri)
-    os.makedirs(os.path.join(work, "tmp"))
-    ctx = ExecutionContext(
-        node_id="Evaluator", pipeline_name="bench", run_id="bench", execution_id=1,
-        inputs={"examples": [examples], "model": [Model(uri=args.model)]}, outputs=outputs,
-        parameters={"eval_config": taxi.EVAL_CONFIG, "example_splits": [args.split]},
-        tmp_dir=os.path.join(work, "tmp"),
-    )  # fmt: skip
+    inputs = {"examples": [examples], "model": [Model(uri=args.model)]}
+    parameters = {"eval_config": taxi.EVAL_CONFIG, "example_splits": [args.split]}
+    ctx = executor_context("Evaluator", work, inputs, outputs, parameters)
     started = time.perf_counter()
     Evaluator.execute(ctx)
     seconds = time.perf_counter() - started
@@ -207,16 +215,13 @@ def child_evaluator(args: argparse.Namespace, work: str) -> dict:
 
 def child_bulk_inferrer(args: argparse.Namespace, work: str) -> dict:
     from mlpipe.components.bulk_inferrer import BulkInferrer
-    from mlpipe.dsl.context import ExecutionContext
     from mlpipe.types.standard import InferenceResult, Model
 
     examples = examples_artifact(args.examples)
     result = InferenceResult(uri=os.path.join(work, "inference"))
-    ctx = ExecutionContext(
-        node_id="BulkInferrer", pipeline_name="bench", run_id="bench", execution_id=1,
-        inputs={"examples": [examples], "model": [Model(uri=args.model)]}, outputs={"inference_result": result},
-        parameters={"data_spec": {"example_splits": [args.split]}}, tmp_dir=work,
-    )  # fmt: skip
+    inputs = {"examples": [examples], "model": [Model(uri=args.model)]}
+    parameters = {"data_spec": {"example_splits": [args.split]}}
+    ctx = executor_context("BulkInferrer", work, inputs, {"inference_result": result}, parameters)
     started = time.perf_counter()
     BulkInferrer.execute(ctx)
     seconds = time.perf_counter() - started
