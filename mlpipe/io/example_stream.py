@@ -13,12 +13,13 @@ which releases the GIL, in a second thread, so a reader of a large split keeps b
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from functools import partial
 
 from mlpipe.errors import DataError
 from mlpipe.io.examples import _masked_crc, example_files
+from mlpipe.io.read_ahead import read_ahead
 
 _CHUNK_BYTES = 4 << 20  # decompressed bytes read at a time
 
@@ -53,21 +54,19 @@ def iter_tfrecords(path: str) -> Iterator[bytes]:
     with open(path, "rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
     try:
-        with igzip.open(path, "rb") if gzipped else open(path, "rb") as f, ThreadPoolExecutor(1) as reader:
-            yield from _records(path, f, reader)
+        with igzip.open(path, "rb") if gzipped else open(path, "rb") as f:
+            # the next chunk inflates in a second thread; closed (its read finished) before the file
+            with closing(read_ahead(iter(partial(f.read, _CHUNK_BYTES), b""), "inflate")) as chunks:
+                yield from _records(path, chunks)
     except (EOFError, gzip.BadGzipFile, igzip.BadGzipFile) as e:
         raise DataError(f"{path}: truncated or not gzip ({e}); rerun the step that wrote it") from None
 
 
-def _records(path: str, f: Any, reader: ThreadPoolExecutor) -> Iterator[bytes]:
-    pending: Future[bytes] = reader.submit(f.read, _CHUNK_BYTES)
+def _records(path: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
     buffer, position, offset = b"", 0, 0  # offset: of buffer[position] in the file's records
-    while True:
-        chunk = pending.result()
-        if chunk:
-            pending = reader.submit(f.read, _CHUNK_BYTES)  # the next chunk inflates meanwhile
-            buffer = buffer[position:] + chunk
-            position = 0
+    for chunk in chunks:
+        buffer = buffer[position:] + chunk
+        position = 0
         end = len(buffer)
         while end - position >= 12:
             header = buffer[position : position + 8]
@@ -82,10 +81,8 @@ def _records(path: str, f: Any, reader: ThreadPoolExecutor) -> Iterator[bytes]:
             yield record
             position += 16 + length
             offset += 16 + length
-        if not chunk:
-            if position != end:
-                raise DataError(
-                    f"{path}: record at byte {offset} fails: truncated record ({end - position} bytes of "
-                    f"it); rerun the step that wrote it"
-                )
-            return
+    if position != len(buffer):
+        raise DataError(
+            f"{path}: record at byte {offset} fails: truncated record ({len(buffer) - position} bytes of "
+            f"it); rerun the step that wrote it"
+        )

@@ -6,7 +6,7 @@ the graph on one batch while the previous batch's outputs are encoded), so both 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar, cast
 
@@ -15,7 +15,7 @@ T = TypeVar("T")
 _END = object()
 
 
-def read_ahead(items: Iterable[T], name: str = "read-ahead") -> Iterator[T]:
+def read_ahead(items: Iterable[T], name: str = "read-ahead") -> Generator[T, None, None]:
     """``items`` in order, one computed ahead. Only one ``next`` runs at a time (a generator
     cannot be resumed from two threads), an exception raised by ``items`` is raised here, and
     closing this iterator early waits for the item in work, then stops."""
