@@ -499,8 +499,6 @@ def encode_examples(table: pa.Table) -> list[bytes]:
     are the feature values as they are (an empty list is a present feature without values). Floats
     are written as float32, tf.Example's only float kind.
     """
-    if table.num_columns == 0:
-        return [b""] * table.num_rows
     return encode_example_array(table).to_numpy(zero_copy_only=False).tolist()
 
 
