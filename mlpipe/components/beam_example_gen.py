@@ -17,10 +17,11 @@ cannot be cut at arbitrary bytes): give a large input as many files. Parquet fil
 batch at a time, TFRecord files (ImportExampleGen) a chunk of records at a time.
 
 CSV types follow the in-process rule over **all rows of all files** (a Beam combine): each chunk's
-columns are typed by :func:`mlpipe.io.examples.infer_column_types`, a column's type is the widest
-of its chunks' (no value < INT < FLOAT < BYTES, TFX's ``_InferValueType`` order: an integer column
-with one float is FLOAT, anything with one text is BYTES), and every chunk is then converted to
-that type — exactly the types the in-process ExampleGen infers over the whole input.
+columns get their kinds by :func:`mlpipe.io.column_kinds.infer_kinds`, a column's kind is the
+widest of its chunks' (:func:`~mlpipe.io.column_kinds.wider`: no value < INT < FLOAT < BYTES,
+TFX's ``_InferValueType`` order: an integer column with one float is FLOAT, anything with one
+text is BYTES), and every chunk is then converted by :func:`~mlpipe.io.column_kinds.apply_kinds`,
+as the in-process reader converts its blocks — exactly the types it infers over the whole input.
 
 Storage. Workers write into the Examples artifact's directory (a ``.beam-tmp`` folder, one file per
 chunk named by its position and row count); the launching process then renames the files into
@@ -34,7 +35,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import apache_beam as beam
@@ -53,9 +54,6 @@ SHARD_PREFIX = "data_tfrecord"
 
 # Chunk key: (input split index, file index, chunk index); a written chunk is named by it and its rows.
 _CHUNK_FILE = re.compile(r"^(\d{5})-(\d{6})-(\d{7})-(\d+)\.gz$")
-
-# Column kinds in TFX's widening order; a CSV column takes the widest of its chunks'.
-_NONE, _INT, _FLOAT, _BYTES = 0, 1, 2, 3
 
 
 def write_splits_with_beam(ctx: ExecutionContext, fmt: str, files: dict[str, list[str]]) -> None:
@@ -212,81 +210,44 @@ def _from_ipc(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(data).read_all()
 
 
-def _chunk_kinds(chunk: tuple) -> list[int]:
+def _chunk_kinds(chunk: tuple) -> list[str]:
     """The kind each column of a CSV chunk would get alone (the in-process typing rule)."""
-    from mlpipe.io import examples as io
+    from mlpipe.io.column_kinds import infer_kinds
 
-    typed = io.infer_column_types(_from_ipc(chunk[1]))
-    return [_kind(t) for t in typed.schema.types]
-
-
-def _kind(arrow_type: pa.DataType) -> int:
-    import pyarrow as pa
-
-    return {pa.int64(): _INT, pa.float64(): _FLOAT, pa.binary(): _BYTES}.get(arrow_type, _NONE)
+    return list(infer_kinds(_from_ipc(chunk[1])).values())
 
 
 class _WidestKinds(beam.CombineFn):
-    """Per column, the widest kind over all chunks."""
+    """Per column, the widest kind over all chunks (:func:`mlpipe.io.column_kinds.wider`)."""
 
-    def create_accumulator(self) -> list[int] | None:
+    def create_accumulator(self) -> list[str] | None:
         return None
 
-    def add_input(self, widest: list[int] | None, kinds: list[int]) -> list[int]:
-        return kinds if widest is None else [max(a, b) for a, b in zip(widest, kinds, strict=True)]
+    def add_input(self, widest: list[str] | None, kinds: list[str]) -> list[str]:
+        from mlpipe.io.column_kinds import wider
 
-    def merge_accumulators(self, accumulators: Any) -> list[int] | None:
+        return kinds if widest is None else [wider(a, b) for a, b in zip(widest, kinds, strict=True)]
+
+    def merge_accumulators(self, accumulators: Any) -> list[str] | None:
         widest = None
         for kinds in accumulators:
             if kinds is not None:
                 widest = self.add_input(widest, kinds)
         return widest
 
-    def extract_output(self, widest: list[int] | None) -> list[int] | None:
+    def extract_output(self, widest: list[str] | None) -> list[str] | None:
         return widest
 
 
-def _typed_csv_chunk(strings: pa.Table, kinds: Sequence[int]) -> pa.Table:
-    """A CSV chunk's string columns in the kinds decided over all chunks: the chunk's own typing
-    where it agrees, else widened as the in-process typing of the whole column converts (to float
-    by Arrow where Arrow reads the text as Python does, else by Python's ``float``; to bytes as is)."""
-    import pyarrow as pa
-
-    from mlpipe.io import examples as io
-
-    typed = io.infer_column_types(strings)
-    columns = []
-    for text, column, kind in zip(strings.columns, typed.columns, kinds, strict=True):
-        target = {_NONE: pa.null(), _INT: pa.int64(), _FLOAT: pa.float64(), _BYTES: pa.binary()}[kind]
-        if column.type == target:
-            columns.append(column)
-        elif column.null_count == len(column):
-            columns.append(pa.nulls(len(column), target))
-        elif kind == _BYTES:
-            columns.append(text.cast(pa.string()).cast(pa.binary()))
-        else:  # an integer chunk of a float column
-            columns.append(_floats(text))
-    return io.with_empty_cells_as_empty_lists(pa.Table.from_arrays(columns, names=strings.column_names))
-
-
-def _floats(text: pa.ChunkedArray) -> pa.Array:
-    import pyarrow as pa
-
-    try:
-        return text.cast(pa.float64())
-    except pa.ArrowInvalid:
-        return pa.array([None if v is None else float(v.encode()) for v in text.to_pylist()], pa.float64())
-
-
 def _encode_and_split(
-    chunk: tuple, fmt: str, kinds: list[int] | None, splits: list[tuple[str, int]], feature: str | None,
+    chunk: tuple, fmt: str, kinds: list[str] | None, splits: list[tuple[str, int]], feature: str | None,
     input_splits: int,
 ) -> Iterator[tuple[str, tuple[int, int, int], list[bytes]]]:  # fmt: skip
     """A chunk's records, divided into the output splits: by input split when there are several,
     else by the hash of each row modulo the ``output_config`` buckets (the in-process rule)."""
-    import numpy as np
-
+    from mlpipe.components.example_gen_streaming import assign_splits
     from mlpipe.io import examples as io
+    from mlpipe.io.column_kinds import apply_kinds
 
     key, payload = chunk
     table = None
@@ -294,7 +255,12 @@ def _encode_and_split(
         records = payload
     else:
         raw = _from_ipc(payload)
-        table = _typed_csv_chunk(raw, kinds or []) if fmt == "csv" else raw
+        if fmt == "csv":  # kinds are the widest of all chunks': nothing to widen, no text to refuse
+            assert kinds is not None
+            by_name = dict(zip(raw.column_names, kinds, strict=True))
+            table = io.with_empty_cells_as_empty_lists(apply_kinds(raw, by_name))
+        else:
+            table = raw
         records = io.encode_examples(table)
     if input_splits > 1:
         yield splits[key[0]][0], key, records
@@ -305,11 +271,7 @@ def _encode_and_split(
         fingerprints = io.row_fingerprints(raw)  # the row's text: its split does not depend on its type
     else:
         fingerprints = io.record_fingerprints(records)
-    bucket = fingerprints % np.uint64(sum(b for _, b in splits))
-    upper = 0
-    for name, buckets in splits:
-        lower, upper = upper, upper + buckets
-        rows = np.flatnonzero((bucket >= lower) & (bucket < upper))
+    for name, rows in assign_splits(fingerprints, splits).items():
         yield name, key, [records[i] for i in rows]
 
 
