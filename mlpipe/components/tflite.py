@@ -283,12 +283,12 @@ def _metrics(labels: Any, scores: Any) -> dict[str, float]:
 
 
 def _batches(split_dirs: list[str]) -> Iterator[list[bytes]]:
-    from mlpipe.io.examples import read_examples
+    """Each split's serialized examples, streamed ``BATCH_ROWS`` at a time (batches do not cross
+    splits), so memory does not grow with the split."""
+    from mlpipe.io.example_stream import iter_serialized_examples
 
     for split_dir in split_dirs:
-        rows = read_examples(split_dir)
-        for start in range(0, len(rows), BATCH_ROWS):
-            yield rows[start : start + BATCH_ROWS]
+        yield from iter_serialized_examples(split_dir, BATCH_ROWS)
 
 
 def _tree_size(directory: str) -> int:
