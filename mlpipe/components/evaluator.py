@@ -39,6 +39,7 @@ from mlpipe.components.model_selection import (
     record_candidates,
     select,
 )
+from mlpipe.components.schema_gen import SCHEMA_FILE, read_schema
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
@@ -295,7 +296,7 @@ def _run_tfma(
         _set_model_type(eval_config, name, directory)
         shared = tfma.default_eval_shared_model(directory, eval_config=eval_config, model_name=name)
         models.append(_reuse_models(shared, run_token))
-    schema = _read_schema(schema_uri) if schema_uri else None
+    schema = read_schema(os.path.join(schema_uri, SCHEMA_FILE)) if schema_uri else None
     source = tfxio.TFExampleRecord(
         file_pattern=patterns, schema=schema, raw_record_column_name=tfma.ARROW_INPUT_COLUMN
     )
@@ -556,14 +557,6 @@ def _candidate_results(
 
 def _model_name(eval_config: Any) -> str:
     return next(spec.name for spec in eval_config.model_specs if not spec.is_baseline)
-
-
-def _read_schema(schema_uri: str) -> Any:
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
-    with open(os.path.join(schema_uri, "schema.pbtxt"), encoding="utf-8") as f:
-        return text_format.Parse(f.read(), schema_pb2.Schema())
 
 
 def _write_blessing(blessing: Any, blessed: bool, model: Any, baseline: Any) -> None:

@@ -9,6 +9,7 @@ what was agreed rather than against whatever arrived.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
@@ -19,6 +20,16 @@ from mlpipe.io.uris import is_remote
 from mlpipe.types.standard import ExampleStatistics, Schema
 
 SCHEMA_FILE = "schema.pbtxt"
+
+
+def read_schema(path: str) -> Any:
+    """A tensorflow_metadata Schema from its text file (a Schema artifact's ``schema.pbtxt``). The
+    proto module alone, not TFDV: importing TFDV imports TensorFlow (~10 s) to read a file."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    with open(path, encoding="utf-8") as f:
+        return text_format.Parse(f.read(), schema_pb2.Schema())
 
 
 class SchemaGen(Component):
@@ -65,9 +76,7 @@ class ImportSchemaGen(Component):
 
     @staticmethod
     def execute(ctx: ExecutionContext) -> None:
-        # The proto module alone, not TFDV: importing TFDV imports TensorFlow (~10 s) to copy a file.
         from google.protobuf import text_format
-        from tensorflow_metadata.proto.v0 import schema_pb2
 
         path = ctx.parameters["schema_file"]
         if is_remote(path):
@@ -75,8 +84,7 @@ class ImportSchemaGen(Component):
         if not os.path.isfile(path):
             raise DataError(f"schema_file {path!r} does not exist; pass the path of a schema.pbtxt")
         try:
-            with open(path) as f:
-                schema = text_format.Parse(f.read(), schema_pb2.Schema())
+            schema = read_schema(path)
         except (text_format.ParseError, UnicodeDecodeError) as e:
             raise DataError(f"{path}: not a text-format tensorflow_metadata Schema: {e}") from None
         with open(os.path.join(ctx.outputs["schema"].uri, SCHEMA_FILE), "w") as f:

@@ -80,6 +80,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mlpipe.components.module_loader import check_function_source, user_function
+from mlpipe.components.schema_gen import SCHEMA_FILE, read_schema
 from mlpipe.dsl.annotations import FunctionPath, ModuleFile
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
@@ -192,7 +193,7 @@ class Transform(Component):
                 examples,
                 analyze,
                 transform,
-                read_schema(os.path.join(schema_artifact.uri, "schema.pbtxt")),
+                read_schema(os.path.join(schema_artifact.uri, SCHEMA_FILE)),
                 graph.uri,
                 transformed,
                 previous_cache.uri if previous_cache else None,
@@ -253,15 +254,6 @@ def _splits(node_id: str, examples: Examples, config: dict[str, Any] | None) -> 
             f"fix splits_config"
         )
     return analyze, transform
-
-
-def read_schema(path: str) -> Any:
-    """A tensorflow_metadata Schema from its text file (``schema.pbtxt``)."""
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
-    with open(path) as f:
-        return text_format.Parse(f.read(), schema_pb2.Schema())
 
 
 @dataclass(frozen=True)
