@@ -39,11 +39,11 @@ from mlpipe.components.model_selection import (
     record_candidates,
     select,
 )
-from mlpipe.components.schema_gen import SCHEMA_FILE, read_schema
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
 from mlpipe.errors import DataError, DefinitionError
+from mlpipe.io.schema_file import SCHEMA_FILE, read_schema
 from mlpipe.types.artifact import Artifact
 from mlpipe.types.channel import Channel
 from mlpipe.types.standard import Examples, Model, ModelBlessing, ModelEvaluation, Schema

@@ -79,7 +79,7 @@ class ExampleValidator(Component):
     def execute(ctx: ExecutionContext) -> None:
         import tensorflow_data_validation as tfdv
 
-        from mlpipe.components.schema_gen import SCHEMA_FILE
+        from mlpipe.io.schema_file import SCHEMA_FILE
 
         statistics, schema_artifact = ctx.input("statistics"), ctx.input("schema")
         assert statistics is not None and schema_artifact is not None

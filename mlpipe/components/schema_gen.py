@@ -9,27 +9,15 @@ what was agreed rather than against whatever arrived.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, ParameterSpec
 from mlpipe.errors import DataError
 from mlpipe.io.objstore_cache import localize_file
+from mlpipe.io.schema_file import SCHEMA_FILE, read_schema
 from mlpipe.io.uris import is_remote
 from mlpipe.types.standard import ExampleStatistics, Schema
-
-SCHEMA_FILE = "schema.pbtxt"
-
-
-def read_schema(path: str) -> Any:
-    """A tensorflow_metadata Schema from its text file (a Schema artifact's ``schema.pbtxt``). The
-    proto module alone, not TFDV: importing TFDV imports TensorFlow (~10 s) to read a file."""
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
-    with open(path, encoding="utf-8") as f:
-        return text_format.Parse(f.read(), schema_pb2.Schema())
 
 
 class SchemaGen(Component):

@@ -80,12 +80,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mlpipe.components.module_loader import check_function_source, user_function
-from mlpipe.components.schema_gen import SCHEMA_FILE, read_schema
 from mlpipe.dsl.annotations import FunctionPath, ModuleFile
 from mlpipe.dsl.component import Component
 from mlpipe.dsl.context import ExecutionContext
 from mlpipe.dsl.spec import ComponentSpec, InputSpec, ParameterSpec
 from mlpipe.errors import DataError, DefinitionError
+from mlpipe.io.schema_file import SCHEMA_FILE, read_schema
 from mlpipe.types.artifact import Artifact
 from mlpipe.types.standard import Examples, Schema, TransformCache, TransformGraph
 
