@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,6 +66,37 @@ def write_span(data: Path, span: int) -> None:
     os.replace(tmp, data / f"span-{span}" / "data.csv")  # the ExampleGen never sees half a file
 
 
+class SecondSpanFeeder(threading.Thread):
+    """Writes span 2 as soon as the first taxi run's ExampleGen has read span 1.
+
+    It runs beside the other checks from the moment the DAGs are compiled: the second run waits for
+    the first (max_active_runs=1), and the first run's nodes after its ExampleGen take a minute, so
+    span 2 is in place before the second run's ExampleGen looks. Waiting for the ExampleGen only
+    when the schedule check's turn came was a race: on a fast scheduler the first run had ended and
+    the second had already read span 1 again (all CACHED) while the approval checks ran."""
+
+    def __init__(self, stack: AirflowStack, data: Path) -> None:
+        super().__init__(daemon=True)
+        self.stack, self.data = stack, data
+        self.written = False
+        self.error = ""
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 600
+        try:
+            while time.monotonic() < deadline:
+                runs = self.stack.dag_runs("taxi_scheduled")
+                first = self.stack.task_states("taxi_scheduled", runs[0][0]) if runs else {}
+                if first.get("CsvExampleGen", ("",))[0] == "success":
+                    write_span(self.data, 2)
+                    self.written = True
+                    return
+                time.sleep(0.5)
+            self.error = f"no ExampleGen success in {runs}\n{self.stack.process_log('scheduler')}"
+        except Exception as e:  # told by the check that joins this thread
+            self.error = repr(e)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> AirflowStack:
     stack = start_airflow_stack(tmp_path_factory.mktemp("airflow_home"))
@@ -109,25 +141,15 @@ def dags(stack, tmp_path_factory) -> dict[str, object]:
         pipeline = pipelines.approval_pipeline(name, str(work / f"{name}_root"), str(serving))
         AirflowDagRunner(**once, wait_poke_seconds=10).compile(pipeline, stack.dags / f"{name}.py")
         approvals[name] = (pipeline, serving)
-    return {"taxi": (taxi, data), "flaky": flaky, "approvals": approvals}
+    span_2 = SecondSpanFeeder(stack, data)
+    span_2.start()
+    return {"taxi": (taxi, data), "span_2": span_2, "flaky": flaky, "approvals": approvals}
 
 
 def two_scheduled_runs_the_second_cached_where_nothing_changed_and_on_the_new_span(stack, dags):
-    taxi, data = dags["taxi"]
-    # span 2 arrives once the first run's ExampleGen has read span 1 (the second run waits: max_active_runs=1)
-    deadline = time.monotonic() + 300
-    while True:
-        runs = stack.dag_runs("taxi_scheduled")
-        if (
-            runs
-            and stack.task_states("taxi_scheduled", runs[0][0]).get("CsvExampleGen", ("",))[0] == "success"
-        ):
-            break
-        assert time.monotonic() < deadline, (
-            f"no ExampleGen success in {runs}\n{stack.process_log('scheduler')}"
-        )
-        time.sleep(1)
-    write_span(data, 2)
+    taxi, _ = dags["taxi"]
+    dags["span_2"].join(timeout=600)
+    assert dags["span_2"].written, f"span 2 was never written: {dags['span_2'].error}"
 
     runs = stack.wait_for_runs("taxi_scheduled", 2, timeout=600)
     assert [(run_type, state) for _, run_type, state in runs] == [("scheduled", "success")] * 2, runs
