@@ -25,7 +25,7 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from mlpipe.components.example_splits import check_splits
@@ -167,10 +167,7 @@ class Evaluator(Component):
             eval_config,
             model_dirs={_model_name(eval_config): _serving_dir(model.uri)},
             baseline_dir=_serving_dir(baseline.uri) if baseline else None,
-            patterns=[
-                os.path.join(examples.split_uri(s), "*.gz")
-                for s in check_splits(ctx.node_id, examples, splits)
-            ],
+            split_dirs=[examples.split_uri(s) for s in check_splits(ctx.node_id, examples, splits)],
             schema_uri=schema.uri if schema else None,
             output_path=evaluation.uri,
             beam_pipeline_args=ctx.beam_pipeline_args,
@@ -266,12 +263,18 @@ def _run_tfma(
     *,
     model_dirs: Mapping[str, str],
     baseline_dir: str | None,
-    patterns: list[str],
+    split_dirs: list[str],
     schema_uri: str | None,
     output_path: str,
     beam_pipeline_args: list[str],
 ) -> None:
     """One in-process Beam pipeline: read the splits, extract predictions, evaluate, write.
+
+    TFMA spends ~0.7 ms of Python a row in its metric combiners, one core's worth. Given
+    ``--direct_num_workers=N --direct_running_mode=multi_processing`` (no ``--runner``), TFMA runs
+    on N worker processes of the FnApiRunner, each evaluating its part of the records
+    (``_records_of_part``). It is not the default: each worker holds TensorFlow and the models, so
+    peak memory more than doubles (bench/transform_memory.py; docs/scaling.md has the numbers).
 
     Each model is loaded once per thread of this run (see ``_reuse_models``). A Keras model's
     compiled metrics are updated eagerly through tf-keras code, which AutoGraph would convert again
@@ -283,7 +286,7 @@ def _run_tfma(
     from tfx_bsl.public import tfxio
 
     from mlpipe.components.keras2 import skip_autograph_for_graph_safe_libraries
-    from mlpipe.io.beam import beam_pipeline_options
+    from mlpipe.io.beam import beam_pipeline_options, local_worker_processes
 
     skip_autograph_for_graph_safe_libraries()
 
@@ -297,6 +300,7 @@ def _run_tfma(
         shared = tfma.default_eval_shared_model(directory, eval_config=eval_config, model_name=name)
         models.append(_reuse_models(shared, run_token))
     schema = read_schema(os.path.join(schema_uri, SCHEMA_FILE)) if schema_uri else None
+    patterns = [os.path.join(split_dir, "*.gz") for split_dir in split_dirs]
     source = tfxio.TFExampleRecord(
         file_pattern=patterns, schema=schema, raw_record_column_name=tfma.ARROW_INPUT_COLUMN
     )
@@ -305,21 +309,48 @@ def _run_tfma(
         adapter_config = tfxio.TensorAdapterConfig(source.ArrowSchema(), source.TensorRepresentations())
     try:
         with beam.Pipeline(options=beam_pipeline_options(beam_pipeline_args)) as pipeline:
-            _ = (
-                pipeline
-                | "ReadExamples" >> source.BeamSource()
-                | "Evaluate"
-                >> tfma.ExtractEvaluateAndWriteResults(
-                    eval_shared_model=models if len(models) > 1 else models[0],
-                    eval_config=eval_config,
-                    output_path=output_path,
-                    display_only_data_location=",".join(patterns),
-                    tensor_adapter_config=adapter_config,
-                    schema=schema,
+            processes = local_worker_processes(beam_pipeline_args)
+            if processes > 1:
+                records = (
+                    pipeline
+                    | "Parts" >> beam.Create([(part, part) for part in range(processes)])
+                    | "OnePartPerWorker" >> beam.GroupByKey()
+                    | "ReadPart" >> beam.FlatMap(_records_of_part, split_dirs, processes)
+                    | "Decode" >> source.RawRecordToRecordBatch()
                 )
+            else:
+                records = pipeline | "ReadExamples" >> source.BeamSource()
+            _ = records | "Evaluate" >> tfma.ExtractEvaluateAndWriteResults(
+                eval_shared_model=models if len(models) > 1 else models[0],
+                eval_config=eval_config,
+                output_path=output_path,
+                display_only_data_location=",".join(patterns),
+                tensor_adapter_config=adapter_config,
+                schema=schema,
             )
     finally:
         _release_models(run_token)
+
+
+def _records_of_part(part: tuple[int, Any], split_dirs: list[str], parts: int) -> Iterator[bytes]:
+    """Part ``part[0]`` of ``parts`` of the splits' records: every ``parts``-th batch of them.
+
+    The FnApiRunner runs a stage on its worker processes by dividing the stage's input between
+    them, grouped keys in turn; TFMA's reading stage has a single input element, so one worker
+    would evaluate everything. Each worker instead gets one key (a part) and reads the splits'
+    files itself, keeping its part's batches: nothing but the part numbers passes through the
+    runner (its buffers would hold every record between stages), and inflating and skipping the
+    other parts' records costs microseconds a record against TFMA's ~1 ms."""
+    from mlpipe.io.example_stream import iter_serialized_examples
+
+    index = part[0]
+    for split_dir in split_dirs:
+        for number, batch in enumerate(iter_serialized_examples(split_dir, _PART_BATCH_RECORDS)):
+            if number % parts == index:
+                yield from batch
+
+
+_PART_BATCH_RECORDS = 1024
 
 
 # Models loaded during one ``_run_tfma`` call: (run token, model name, thread id) -> model.
@@ -427,9 +458,7 @@ def _evaluate_candidates(ctx: ExecutionContext) -> None:
         eval_config,
         model_dirs={name: _serving_dir(model.uri) for name, model in models.items()},
         baseline_dir=_serving_dir(baseline.uri) if baseline else None,
-        patterns=[
-            os.path.join(examples.split_uri(s), "*.gz") for s in check_splits(ctx.node_id, examples, splits)
-        ],
+        split_dirs=[examples.split_uri(s) for s in check_splits(ctx.node_id, examples, splits)],
         schema_uri=schema.uri if schema else None,
         output_path=evaluation.uri,
         beam_pipeline_args=ctx.beam_pipeline_args,

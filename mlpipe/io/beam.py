@@ -11,6 +11,7 @@ of :mod:`mlpipe.library_patches`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ from mlpipe import library_patches
 
 
 def names_runner(beam_pipeline_args: Sequence[str]) -> bool:
-    return any(a == "--runner" or a.startswith("--runner=") for a in beam_pipeline_args)
+    return _names_option(beam_pipeline_args, "--runner")
 
 
 def beam_pipeline_options(beam_pipeline_args: Sequence[str]) -> Any:
@@ -30,3 +31,20 @@ def beam_pipeline_options(beam_pipeline_args: Sequence[str]) -> Any:
     if not names_runner(args):
         args.append("--runner=FnApiRunner")
     return PipelineOptions(args)
+
+
+def _names_option(beam_pipeline_args: Sequence[str], option: str) -> bool:
+    return any(a == option or a.startswith(option + "=") for a in beam_pipeline_args)
+
+
+def local_worker_processes(beam_pipeline_args: Sequence[str]) -> int:
+    """How many worker processes the in-process FnApiRunner runs for these arguments (1 with a
+    named runner: there the runner decides)."""
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+    if names_runner(beam_pipeline_args):
+        return 1
+    options = PipelineOptions(list(beam_pipeline_args)).view_as(DirectOptions)
+    if options.direct_running_mode != "multi_processing":
+        return 1  # in_memory ignores direct_num_workers; multi_threading shares one GIL
+    return options.direct_num_workers or os.cpu_count() or 1
