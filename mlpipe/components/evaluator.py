@@ -53,6 +53,7 @@ SUMMARY_FILE = "summary.txt"
 CANDIDATES_FILE = "candidates.txt"  # with several candidates: each one's metric and verdict, the choice
 DEFAULT_SIGNATURE = "serving_default"
 MEAN_LABEL = "mean_label"
+_PART_BATCH_RECORDS = 1024  # on worker processes, each takes every N-th batch of this many records
 
 
 class Evaluator(Component):
@@ -340,7 +341,7 @@ def _records_of_part(part: tuple[int, Any], split_dirs: list[str], parts: int) -
     would evaluate everything. Each worker instead gets one key (a part) and reads the splits'
     files itself, keeping its part's batches: nothing but the part numbers passes through the
     runner (its buffers would hold every record between stages), and inflating and skipping the
-    other parts' records costs microseconds a record against TFMA's ~1 ms."""
+    other parts' records costs microseconds a record against TFMA's ~0.7 ms."""
     from mlpipe.io.example_stream import iter_serialized_examples
 
     index = part[0]
@@ -348,9 +349,6 @@ def _records_of_part(part: tuple[int, Any], split_dirs: list[str], parts: int) -
         for number, batch in enumerate(iter_serialized_examples(split_dir, _PART_BATCH_RECORDS)):
             if number % parts == index:
                 yield from batch
-
-
-_PART_BATCH_RECORDS = 1024
 
 
 # Models loaded during one ``_run_tfma`` call: (run token, model name, thread id) -> model.
