@@ -33,23 +33,31 @@ def states(client: Client) -> dict[str, tuple[str, str]]:
 
 
 class Hammer:
-    """Threads predicting as fast as they can, over REST and gRPC, recording answers and errors."""
+    """Threads predicting as fast as they can, over REST and gRPC, recording errors and each
+    thread's answers in its own order (a thread's answer may be appended after another thread's
+    later one, so only the per-thread order says which version served after which)."""
 
     def __init__(self, server):
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
-        self.answers: list[list] = []
         clients = [
             Client(server.rest_address, model="swap"),
             Client(server.rest_address, model="swap"),
             Client(server.grpc_address, model="swap", protocol="grpc"),
         ]
-        self.threads = [threading.Thread(target=self._run, args=(client,)) for client in clients]
+        self.answers_by_thread: list[list[list]] = [[] for _ in clients]
+        self.threads = [
+            threading.Thread(target=self._run, args=(client, answers))
+            for client, answers in zip(clients, self.answers_by_thread, strict=True)
+        ]
 
-    def _run(self, client: Client) -> None:
+    def counts(self) -> list[int]:
+        return [len(answers) for answers in self.answers_by_thread]
+
+    def _run(self, client: Client, answers: list[list]) -> None:
         while not self.stop.is_set():
             try:
-                self.answers.append(client.predict(X))
+                answers.append(client.predict(X))
             except BaseException as error:
                 self.errors.append(error)
 
@@ -73,18 +81,21 @@ def test_pushed_versions_replace_the_served_one_and_failures_keep_the_old_one(
 
     # Push v2 while clients hammer: AVAILABLE within two polls, v1 unloaded, no request fails.
     with Hammer(server) as hammer:
-        wait_for(lambda: len(hammer.answers) > 20, timeout=30)
+        wait_for(lambda: min(hammer.counts()) > 5, timeout=30)
         assert publish_version(saved_models["linear_v2"], base) == 2
         took = wait_for(lambda: states(client).get("2", ("", ""))[0] == "AVAILABLE", timeout=10)
         # found by the next poll; the bound adds the load itself, which on a busy 2-core CI machine
         # (hammer threads in this process, TF tests in the other worker) took up to 1.6 s
         assert took <= 2 * poll_seconds + 2.0
         wait_for(lambda: states(client)["1"][0] == "END", timeout=5)
-        seen = len(hammer.answers)
-        wait_for(lambda: len(hammer.answers) > seen + 20, timeout=30)
+        seen = hammer.counts()  # each thread's next request but one starts after v1 ended
+        wait_for(lambda: all(n > s + 5 for n, s in zip(hammer.counts(), seen, strict=True)), timeout=30)
     assert hammer.errors == []
-    assert V1_ANSWER in hammer.answers and hammer.answers[-1] == V2_ANSWER
-    assert {str(a) for a in hammer.answers} == {str(V1_ANSWER), str(V2_ANSWER)}
+    for answers in hammer.answers_by_thread:  # v1 answers, then v2 answers only
+        assert answers[0] == V1_ANSWER and answers[-1] == V2_ANSWER
+        switch = answers.index(V2_ANSWER)
+        assert answers[:switch] == [V1_ANSWER] * switch
+        assert answers[switch:] == [V2_ANSWER] * (len(answers) - switch)
     assert client.predict(X) == V2_ANSWER
     assert states(client) == {"2": ("AVAILABLE", "OK"), "1": ("END", "OK")}
 
