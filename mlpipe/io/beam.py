@@ -19,7 +19,7 @@ from mlpipe import library_patches
 
 
 def names_runner(beam_pipeline_args: Sequence[str]) -> bool:
-    return _names_option(beam_pipeline_args, "--runner")
+    return any(a == "--runner" or a.startswith("--runner=") for a in beam_pipeline_args)
 
 
 def beam_pipeline_options(beam_pipeline_args: Sequence[str]) -> Any:
@@ -31,10 +31,6 @@ def beam_pipeline_options(beam_pipeline_args: Sequence[str]) -> Any:
     if not names_runner(args):
         args.append("--runner=FnApiRunner")
     return PipelineOptions(args)
-
-
-def _names_option(beam_pipeline_args: Sequence[str], option: str) -> bool:
-    return any(a == option or a.startswith(option + "=") for a in beam_pipeline_args)
 
 
 def local_worker_processes(beam_pipeline_args: Sequence[str]) -> int:

@@ -9,6 +9,8 @@ crossed.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from mlpipe.components import evaluator
@@ -66,7 +68,8 @@ def test_local_worker_processes_reads_the_fnapirunner_options():
     assert local_worker_processes(WORKERS) == 2
     assert local_worker_processes(["--direct_num_workers=2"]) == 1  # in_memory: one process
     assert local_worker_processes([*WORKERS, "--runner=DirectRunner"]) == 1
-    assert local_worker_processes(["--direct_num_workers=0", "--direct_running_mode=multi_processing"]) >= 1
+    everything = ["--direct_num_workers=0", "--direct_running_mode=multi_processing"]  # 0: a worker per core
+    assert local_worker_processes(everything) == os.cpu_count()
 
 
 @pytest.mark.parametrize("baseline", [None, "constant"], ids=["alone", "with-baseline"])
